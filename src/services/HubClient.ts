@@ -1,0 +1,175 @@
+/**
+ * The one WebSocket to the hub (SPEC §3). It owns the connection and nothing about tasks: `identify` first on
+ * every connection, an app-level `ping` every `heartbeat_interval_ms` (no `pong` within
+ * `heartbeat_timeout_ms` drops the connection), reconnects with jittered exponential backoff that resets once
+ * `identified`, decodes inbound frames (a bad frame is logged and dropped, never fatal), and queues outbound
+ * messages until the next identified connection so a send never fails for lack of a connection.
+ *
+ * What it does not do: remember what the hub has acknowledged. Terminal reports are guarded by TaskFlow's
+ * persisted outbox; a message queued here is lost only if the process dies before it is written.
+ */
+import { Clock, Context, Deferred, Duration, Effect, Layer, Queue, Redacted, Ref, Result, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import { Socket } from "effect/socket"
+import { decodeFrame, describeRejection, encodeOutbound, type HubMessage, type Outbound } from "../domain/Protocol.ts"
+import { SidecarConfig } from "./SidecarConfig.ts"
+
+export type ConnectionStatus = "connecting" | "connected" | "identified" | "disconnected" | "closed"
+
+export interface ConnectionState {
+  readonly status: ConnectionStatus
+  /** Increments with every connection attempt, so a waiter can tell "this connection dropped" apart. */
+  readonly session: number
+  readonly since: number
+  readonly lastError?: string
+  /** Delay before the next attempt, while `disconnected`. */
+  readonly retryInMs?: number
+}
+
+export class HeartbeatTimeout extends Schema.TaggedError<HeartbeatTimeout>()("HeartbeatTimeout", { timeoutMs: Schema.Number }) {
+  override get message() {
+    return `no pong within ${this.timeoutMs} ms`
+  }
+}
+
+export class HubClient extends Context.Service<HubClient, {
+  /** Decoded hub messages in arrival order (`pong` is consumed here). One consumer: the daemon's TaskFlow. */
+  readonly messages: Stream.Stream<HubMessage>
+  /** Queues a message; it goes out on the current or next identified connection. */
+  send(message: Outbound): Effect.Effect<void>
+  readonly state: Effect.Effect<ConnectionState>
+  readonly changes: Stream.Stream<ConnectionState>
+  /** The `status` to put in the next `identify`. */
+  setStatus(status: "idle" | "busy"): Effect.Effect<void>
+  /** Closes the connection with code 1000 and stops reconnecting (graceful shutdown). */
+  readonly close: Effect.Effect<void>
+}>()("agent-sidecar/HubClient") {
+  static readonly layer = Layer.effect(HubClient, Effect.gen(function*() {
+    const config = yield* SidecarConfig
+    const makeSocket = yield* Socket.WebSocketConstructor
+    const inbound = yield* Queue.unbounded<HubMessage>()
+    const outbound = yield* Queue.unbounded<Outbound>()
+    const status = yield* Ref.make<"idle" | "busy">("idle")
+    const state = yield* SubscriptionRef.make<ConnectionState>({ status: "connecting", session: 0, since: yield* Clock.currentTimeMillis })
+    const closing = yield* Deferred.make<void>()
+    const setState = (s: Omit<ConnectionState, "since">) =>
+      Effect.flatMap(Clock.currentTimeMillis, (since) => SubscriptionRef.set(state, { ...s, since }))
+
+    /** One connection, from dial to drop. Succeeds only if it was identified before it dropped. */
+    const connection = (session: number) => Effect.scoped(Effect.gen(function*() {
+      yield* setState({ status: "connecting", session })
+      const socket = yield* Socket.fromWebSocket(
+        Effect.acquireRelease(
+          Effect.sync(() => makeSocket(config.hubUrl)),
+          (ws) => Effect.sync(() => ws.close(1000))
+        ),
+        { openTimeout: Duration.seconds(10) }
+      ).pipe(Effect.provideService(Socket.WebSocketConstructor, makeSocket))
+      const reader = yield* socket.reader.pipe(Effect.mapError((e) => e.message))
+      const { write } = yield* socket.writer
+      yield* setState({ status: "connected", session })
+      const identified = yield* Deferred.make<void>()
+      const lastPong = yield* Ref.make(0)
+
+      yield* write(encodeOutbound({
+        type: "identify",
+        agent_id: config.agentId,
+        token: Redacted.value(config.token),
+        name: config.name,
+        status: yield* Ref.get(status),
+        capabilities: config.capabilities,
+        client_type: "sidecar"
+      }))
+
+      const onFrame = (raw: string | Uint8Array) => Effect.gen(function*() {
+        if (typeof raw !== "string") return yield* Effect.logWarning("binary frame dropped; the protocol is JSON text", { bytes: raw.byteLength })
+        const decoded = decodeFrame(raw, config.maxMessageBytes)
+        if (Result.isFailure(decoded)) {
+          const reason = describeRejection(decoded.failure)
+          return yield* decoded.failure.kind === "unknown_type"
+            ? Effect.logDebug("frame ignored", { reason })
+            : Effect.logWarning("frame dropped", { reason })
+        }
+        const message = decoded.success
+        switch (message.type) {
+          case "pong":
+            return yield* Ref.set(lastPong, yield* Clock.currentTimeMillis)
+          case "identified":
+            yield* setState({ status: "identified", session })
+            yield* Deferred.succeed(identified, undefined)
+            yield* Effect.logInfo("identified by the hub")
+            break
+          case "error":
+            if (!(yield* Deferred.isDone(identified))) {
+              yield* Effect.logError("hub refused identify (check token and agent_id)", { error: message.error ?? "" })
+            }
+            break
+        }
+        yield* Queue.offer(inbound, message)
+      })
+      const readLoop = Effect.forever(Effect.flatMap(reader.pull, (batch) => Effect.forEach(batch, onFrame, { discard: true })))
+
+      const writeLoop = Deferred.await(identified).pipe(
+        Effect.andThen(Effect.forever(Effect.gen(function*() {
+          const message = yield* Queue.take(outbound)
+          yield* write(encodeOutbound(message)).pipe(Effect.tapError(() => Queue.offer(outbound, message)))
+        })))
+      )
+
+      const heartbeat = Effect.gen(function*() {
+        yield* Effect.sleep(config.heartbeatIntervalMs)
+        yield* Effect.forever(Effect.gen(function*() {
+          const sentAt = yield* Clock.currentTimeMillis
+          yield* write(encodeOutbound({ type: "ping" }))
+          yield* Effect.sleep(config.heartbeatTimeoutMs)
+          if ((yield* Ref.get(lastPong)) < sentAt) return yield* new HeartbeatTimeout({ timeoutMs: config.heartbeatTimeoutMs })
+          yield* Effect.sleep(Math.max(0, config.heartbeatIntervalMs - config.heartbeatTimeoutMs))
+        }))
+      })
+
+      const result = yield* Effect.all([readLoop, writeLoop, heartbeat], { concurrency: "unbounded", discard: true }).pipe(
+        Effect.raceFirst(Deferred.await(closing)),
+        Effect.result
+      )
+      const wasIdentified = yield* Deferred.isDone(identified)
+      if (Result.isFailure(result)) {
+        const why = result.failure.message
+        if (wasIdentified) return yield* Effect.logWarning("connection to the hub dropped", { why })
+        return yield* Effect.fail(why)
+      }
+    }))
+
+    const reconnect = Schedule.exponential(Duration.millis(config.reconnectInitialMs), 2).pipe(
+      Schedule.jittered, // before the cap, so the cap stays hard
+      Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(config.reconnectMaxMs)))),
+      Schedule.tap(({ input, duration }) => Effect.gen(function*() {
+        const why = String(input)
+        const retryInMs = Math.round(Duration.toMillis(duration))
+        const current = yield* SubscriptionRef.get(state)
+        yield* setState({ status: "disconnected", session: current.session, lastError: why, retryInMs })
+        yield* Effect.logWarning(`cannot reach the hub; retry in ${retryInMs} ms`, { why })
+      }))
+    )
+
+    const sessions = Effect.gen(function*() {
+      let session = 0
+      // A connection that was identified and then dropped returns normally, and the outer loop starts a fresh
+      // backoff schedule: that is the "reset once identified" of SPEC §2.
+      yield* Effect.suspend(() => connection(++session)).pipe(
+        Effect.retry(reconnect),
+        Effect.repeat({ until: () => Deferred.isDoneUnsafe(closing) })
+      )
+      yield* setState({ status: "closed", session })
+    }).pipe(Effect.annotateLogs({ service: "HubClient" }))
+
+    yield* Effect.forkScoped(sessions)
+
+    return HubClient.of({
+      messages: Stream.fromQueue(inbound),
+      send: (message) => Queue.offer(outbound, message).pipe(Effect.asVoid),
+      state: SubscriptionRef.get(state),
+      changes: SubscriptionRef.changes(state),
+      setStatus: (s) => Ref.set(status, s),
+      close: Deferred.succeed(closing, undefined).pipe(Effect.asVoid)
+    })
+  }))
+}

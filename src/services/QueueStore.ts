@@ -1,0 +1,88 @@
+/**
+ * The durable task state, `queue.json` (SPEC §6.1, §6.5). Every save is a durable atomic replace (temp
+ * file, fsync, rename, directory fsync; mode 0600), so a crash leaves the old queue or the new one. Loading
+ * accepts the earlier sidecar's `{"active", "recovering"}` layout, and moves a corrupt file aside instead of
+ * crash-looping on it. It stores whole snapshots; deciding what goes in them is TaskFlow's job.
+ */
+import { Clock, Context, Effect, FileSystem, Layer, Option, Ref, Schema } from "effect"
+import { emptyQueue, fromLegacy, QueueFile } from "../domain/Task.ts"
+import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
+import { SidecarConfig } from "./SidecarConfig.ts"
+import { Path } from "effect"
+
+export class QueueStoreError extends Schema.TaggedError<QueueStoreError>()("QueueStoreError", {
+  op: Schema.Literals(["load", "save"]),
+  path: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message() {
+    return `cannot ${this.op} ${this.path}: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+const encodeQueue = Schema.encodeSync(Schema.fromJsonString(QueueFile))
+const decodeQueue = Schema.decodeUnknownOption(QueueFile)
+
+export class QueueStore extends Context.Service<QueueStore, {
+  /** The stored queue; empty when there is none, when it was corrupt (then moved aside), converted when legacy. */
+  readonly load: Effect.Effect<QueueFile, QueueStoreError>
+  /** Durably replaces the stored queue. Returns only once the new content would survive a power loss. */
+  save(queue: QueueFile): Effect.Effect<void, QueueStoreError>
+}>()("agent-sidecar/QueueStore") {
+  static readonly layer = Layer.effect(QueueStore, Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const { queuePath } = yield* SidecarConfig
+    const provide = Effect.provideService(FileSystem.FileSystem, fs)
+    const withPath = Effect.provideService(Path.Path, path)
+
+    const moveAside = Effect.fn("QueueStore.moveAside")(function*(why: string) {
+      const stamp = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
+      const aside = `${queuePath}.corrupt-${stamp}`
+      yield* fs.rename(queuePath, aside)
+      yield* Effect.logError("queue file is corrupt; moved aside, starting with an empty queue", { why, movedTo: aside })
+    })
+
+    const load = Effect.gen(function*() {
+      const text = yield* fs.readFileString(queuePath).pipe(
+        Effect.map(Option.some),
+        Effect.catchReason("PlatformError", "NotFound", () => Effect.succeedNone)
+      )
+      if (Option.isNone(text)) return emptyQueue
+      let json: unknown
+      try {
+        json = JSON.parse(text.value)
+      } catch (e) {
+        yield* moveAside(`not JSON: ${e instanceof Error ? e.message : String(e)}`)
+        return emptyQueue
+      }
+      const current = decodeQueue(json)
+      if (Option.isSome(current)) return current.value
+      const legacy = fromLegacy(json, yield* Clock.currentTimeMillis)
+      if (Option.isSome(legacy)) {
+        yield* Effect.logWarning("loaded the earlier sidecar's queue layout; its tasks come back as recovering", { tasks: legacy.value.tasks.length })
+        return legacy.value
+      }
+      yield* moveAside("JSON does not match the queue layout")
+      return emptyQueue
+    }).pipe(
+      Effect.mapError((cause) => new QueueStoreError({ op: "load", path: queuePath, cause })),
+      Effect.withSpan("QueueStore.load")
+    )
+
+    const save = Effect.fn("QueueStore.save")(
+      function*(queue: QueueFile) {
+        yield* ensureDirectory(path.dirname(queuePath)).pipe(provide)
+        yield* writeAtomic(queuePath, encodeQueue(queue)).pipe(provide, withPath)
+      },
+      Effect.mapError((cause) => new QueueStoreError({ op: "save", path: queuePath, cause }))
+    )
+    return QueueStore.of({ load, save })
+  }))
+
+  /** In-memory store for tests; `QueueStore.Memory` exposes what was saved. */
+  static readonly layerMemory = (initial: QueueFile = emptyQueue) => Layer.effect(QueueStore, Effect.gen(function*() {
+    const ref = yield* Ref.make(initial)
+    return QueueStore.of({ load: Ref.get(ref), save: (q) => Ref.set(ref, q) })
+  }))
+}
