@@ -1,0 +1,14 @@
+/** `agent-sidecar run`: the daemon. */
+import { Effect } from "effect"
+import { Command, Flag } from "effect/cli"
+import { LoggingLayer } from "../layers/Logging.ts"
+import { run } from "../program.ts"
+import { configFlag, loadConfig } from "./shared.ts"
+
+export const runCommand = Command.make("run", {
+  config: configFlag,
+  once: Flag.Boolean("once").pipe(Flag.withDescription("Exit after one task has been reported and acknowledged"), Flag.withDefault(false))
+}, ({ config, once }) => Effect.gen(function*() {
+  const settings = yield* loadConfig(config)
+  yield* run(settings, { once }).pipe(Effect.provide(LoggingLayer(settings)))
+})).pipe(Command.withDescription("Run the sidecar daemon (SIGINT/SIGTERM: graceful shutdown, exit 0)"))

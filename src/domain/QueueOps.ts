@@ -1,0 +1,50 @@
+/** Pure edits of the queue snapshot. TaskFlow composes them under one lock and persists each result. */
+import type { QueueFile, Report, TaskRecord, TaskStatus, TimelineEntry } from "./Task.ts"
+import { isActive } from "./Task.ts"
+
+const TIMELINE_LIMIT = 60
+
+export const findTask = (q: QueueFile, id: string): TaskRecord | undefined => q.tasks.find((t) => t.task_id === id)
+
+export const activeCount = (q: QueueFile): number => q.tasks.filter((t) => isActive(t) && t.status !== "reporting").length
+
+export const addTask = (q: QueueFile, task: TaskRecord): QueueFile => ({ ...q, tasks: [...q.tasks, task] })
+
+export const removeTask = (q: QueueFile, id: string): QueueFile => ({
+  ...q,
+  tasks: q.tasks.filter((t) => t.task_id !== id),
+  outbox: q.outbox.filter((r) => r.task_id !== id)
+})
+
+export const withEntry = (task: TaskRecord, entry: TimelineEntry): TaskRecord => ({
+  ...task,
+  updated_at: entry.at,
+  timeline: [...task.timeline, entry].slice(-TIMELINE_LIMIT)
+})
+
+export const updateTask = (q: QueueFile, id: string, f: (t: TaskRecord) => TaskRecord): QueueFile => ({
+  ...q,
+  tasks: q.tasks.map((t) => (t.task_id === id ? f(t) : t))
+})
+
+export const setStatus = (task: TaskRecord, status: TaskStatus, at: number, detail?: string): TaskRecord =>
+  withEntry({ ...task, status }, { at, event: status, ...(detail !== undefined ? { detail } : {}) })
+
+/** Queues a terminal report, replacing any earlier one for the same task. */
+export const enqueueReport = (q: QueueFile, report: Report): QueueFile => ({
+  ...q,
+  outbox: [...q.outbox.filter((r) => r.task_id !== report.task_id), report]
+})
+
+/** Start-up: whatever was in flight becomes `recovering` (reported tasks keep their outbox entry). */
+export const toRecovering = (q: QueueFile, now: number): QueueFile => ({
+  ...q,
+  tasks: q.tasks.map((t) => {
+    if (t.status === "recovering") return t
+    if (t.status === "reporting" && q.outbox.some((r) => r.task_id === t.task_id)) return t
+    const last = t.status === "reporting" ? "working" : t.status
+    return withEntry({ ...t, status: "recovering", last_status: last }, { at: now, event: "recovering", detail: `was ${t.status} when the sidecar stopped` })
+  })
+})
+
+export const busyOrIdle = (q: QueueFile): "idle" | "busy" => (activeCount(q) > 0 ? "busy" : "idle")

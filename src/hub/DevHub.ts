@@ -1,0 +1,228 @@
+/**
+ * The development hub (`agent-sidecar hub`, SPEC §7): speaks wire protocol v1 to sidecars at `/ws` as existing
+ * hubs do, serves a JSON API and a live page on the same port, for local use, the zero-config `dev` mode and
+ * the project's tests.
+ *
+ * Its state lives in memory only: tasks, agents and timelines are gone when the hub stops (a sidecar that then
+ * reports a task in `task_recovering` gets `task_reassign`, and the hub adopts the task as a new pending one).
+ * The decisions are pure transitions in `state.ts`/`frames.ts`; this layer owns the sockets, the clock and the
+ * timers, and runs every transition under one lock so frames, API calls and timers see a single order.
+ */
+import { randomBytes } from "node:crypto"
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { Clock, Context, Effect, FiberSet, Layer, Queue, Redacted, Result, Semaphore, Stream, SubscriptionRef } from "effect"
+import { type RawData, WebSocket, WebSocketServer } from "ws"
+import { DevHubError, InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
+import { onFrame } from "./frames.ts"
+import { type Api, handleRequest, type HubSnapshot, hostGuard, sameOrigin } from "./http.ts"
+import { encodeHubFrame } from "./inbound.ts"
+import {
+  agentView, type AgentView, cancel, disconnect, emptyState, type HubState, type Out, type Settings, type Step, submit, type TaskInput,
+  taskView, type TaskView, tick
+} from "./state.ts"
+
+export type { AgentView, HubSnapshot, TaskInput, TaskView }
+
+export interface DevHubOptions {
+  /** 0 picks a free port. */
+  readonly port: number
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined
+  /** When set, `identify` must carry it, or the connection is refused (`auth_failed`, close 4001). */
+  readonly token?: string | Redacted.Redacted<string> | undefined
+  /** How long a disconnected agent keeps its tasks for `task_recovering` before they are re-queued. Default 30 s. */
+  readonly graceMs?: number | undefined
+  /** Delay before a rejected task is offered again (doubling per rejection, at most 30 s). Default 1 s. */
+  readonly requeueDelayMs?: number | undefined
+}
+
+/** Frames up to 16 MiB: a `task_complete` carries the agent's whole result (a sidecar allows 10 MiB). */
+const MAX_FRAME_BYTES = 16 * 1024 * 1024
+/** A task must fit in a sidecar's default `max_message_bytes` (1 MiB) once wrapped in `task_assign`. */
+const MAX_TASK_BYTES = 1_000_000
+const TICK = "250 millis"
+/** Protocol-level pings find connections that died without a close (the sidecar's own pings are app-level). */
+const LIVENESS = "30 seconds"
+const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
+
+/** Text and binary frames alike are read as UTF-8 JSON, as existing hubs do. */
+const toText = (data: RawData): string =>
+  (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString("utf8")
+
+type WsEvent = { readonly _tag: "frame"; readonly conn: number; readonly raw: string } | { readonly _tag: "closed"; readonly conn: number }
+
+export class DevHub extends Context.Service<DevHub, {
+  /** HTTP base, e.g. `http://127.0.0.1:8787`; the live page is at `${url}/`. */
+  readonly url: string
+  /** Where sidecars connect, e.g. `ws://127.0.0.1:8787/ws`. */
+  readonly wsUrl: string
+  readonly port: number
+  /** Queues a task and returns its id (`t-<hex>`); it is offered to an agent at once if one may take it. */
+  submit(input: TaskInput): Effect.Effect<string, InvalidTask>
+  /** Every task, oldest first. */
+  readonly tasks: Effect.Effect<ReadonlyArray<TaskView>>
+  task(taskId: string): Effect.Effect<TaskView, TaskNotFound>
+  /** Cancels an unfinished task; its holder, if connected, gets `task_cancelled`. */
+  cancel(taskId: string): Effect.Effect<void, TaskNotFound | TaskFinished>
+  /** Identified, connected agents. */
+  readonly agents: Effect.Effect<ReadonlyArray<AgentView>>
+  /** The current snapshot, then one per change. */
+  readonly changes: Stream.Stream<HubSnapshot>
+}>()("agent-sidecar/DevHub") {
+  static readonly layer = (options: DevHubOptions): Layer.Layer<DevHub, DevHubError> => Layer.effect(DevHub, make(options))
+}
+
+const make = (options: DevHubOptions) => Effect.gen(function*() {
+  const host = options.host ?? "127.0.0.1"
+  const settings: Settings = {
+    token: options.token === undefined ? undefined : Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token,
+    graceMs: options.graceMs ?? 30_000,
+    requeueDelayMs: options.requeueDelayMs ?? 1000
+  }
+  const state = yield* SubscriptionRef.make<HubState>(emptyState)
+  const lock = yield* Semaphore.make(1)
+  const sockets = new Map<number, WebSocket>()
+  const unanswered = new Set<number>()
+  let nextConn = 1
+  const inbound = yield* Queue.unbounded<WsEvent>()
+  const run = yield* FiberSet.makeRuntime<never>()
+
+  const perform = (out: ReadonlyArray<Out>) => Effect.forEach(out, (o) => {
+    switch (o._tag) {
+      case "send":
+        return Effect.sync(() => {
+          const ws = sockets.get(o.conn)
+          if (ws?.readyState === WebSocket.OPEN) ws.send(encodeHubFrame(o.frame))
+        })
+      case "close":
+        return Effect.sync(() => sockets.get(o.conn)?.close(o.code, o.reason))
+      case "log":
+        return o.level === "warn" ? Effect.logWarning(o.message) : o.level === "info" ? Effect.logInfo(o.message) : Effect.logDebug(o.message)
+    }
+  }, { discard: true })
+
+  /** Runs one transition: state and sends change together, in one order for every source of events. */
+  const transact = <E>(f: (s: HubState, now: number) => Result.Result<Step, E>): Effect.Effect<void, E> =>
+    lock.withPermits(1)(Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const before = yield* SubscriptionRef.get(state)
+      const step = f(before, now)
+      if (Result.isFailure(step)) return yield* Effect.fail(step.failure)
+      if (step.success.state !== before) yield* SubscriptionRef.set(state, step.success.state)
+      yield* perform(step.success.out)
+    }))
+  const always = (f: (s: HubState, now: number) => Step) => transact<never>((s, now) => Result.succeed(f(s, now)))
+
+  const api: Api = {
+    submit: Effect.fn("DevHub.submit")(function*(input: TaskInput) {
+      if (input.description.trim() === "") return yield* new InvalidTask({ reason: "description must be a non-empty string" })
+      if (input.agent_id !== undefined && !AgentIdPattern.test(input.agent_id)) {
+        return yield* new InvalidTask({ reason: "agent_id must match [A-Za-z0-9._-]{1,64}" })
+      }
+      const bytes = Buffer.byteLength(JSON.stringify({ description: input.description, metadata: input.metadata ?? {} }))
+      if (bytes > MAX_TASK_BYTES) return yield* new InvalidTask({ reason: `task is ${bytes} bytes; the limit is ${MAX_TASK_BYTES}` })
+      const taskId = `t-${randomBytes(8).toString("hex")}`
+      yield* Effect.annotateCurrentSpan({ taskId })
+      yield* always((s, now) => submit(s, taskId, input, now, settings))
+      return taskId
+    }),
+    cancel: Effect.fn("DevHub.cancel")(function*(taskId: string) {
+      yield* Effect.annotateCurrentSpan({ taskId })
+      yield* transact((s, now) =>
+        Result.mapError(cancel(s, taskId, now, settings), (r) =>
+          r.kind === "not_found" ? new TaskNotFound({ taskId }) : new TaskFinished({ taskId, state: r.state })))
+    }),
+    tasks: Effect.map(SubscriptionRef.get(state), (s) => [...s.tasks.values()].map(taskView)),
+    agents: Effect.map(SubscriptionRef.get(state), (s) => [...s.agents.values()].map((a) => agentView(a, s.tasks))),
+    changes: SubscriptionRef.changes(state).pipe(Stream.map((s): HubSnapshot => ({
+      grace_ms: settings.graceMs,
+      agents: [...s.agents.values()].map((a) => agentView(a, s.tasks)),
+      tasks: [...s.tasks.values()].map(taskView)
+    })))
+  }
+  const handle = handleRequest(api, hostGuard(host))
+
+  const { port } = yield* Effect.acquireRelease(
+    Effect.callback<{ server: Server; wss: WebSocketServer; port: number }, DevHubError>((resume) => {
+      const server = createServer((req, res) => {
+        run(handle(req, res))
+      })
+      const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES })
+      const hostAllowed = hostGuard(host)
+      server.on("upgrade", (req, socket, head) => {
+        const path = new URL(req.url ?? "/", "http://hub").pathname
+        if (path !== "/ws" || !hostAllowed(req.headers.host) || !sameOrigin(req)) {
+          socket.end(`HTTP/1.1 ${path === "/ws" ? "403 Forbidden" : "404 Not Found"}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+          return
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req))
+      })
+      wss.on("connection", (ws: WebSocket) => {
+        const conn = nextConn++
+        sockets.set(conn, ws)
+        ws.on("message", (data) => {
+          Queue.offerUnsafe(inbound, { _tag: "frame", conn, raw: toText(data) })
+        })
+        ws.on("pong", () => unanswered.delete(conn))
+        // A socket error is followed by `close`, which is where the agent is let go.
+        ws.on("error", () => {})
+        ws.on("close", () => {
+          sockets.delete(conn)
+          unanswered.delete(conn)
+          Queue.offerUnsafe(inbound, { _tag: "closed", conn })
+        })
+      })
+      const address = `${host}:${options.port}`
+      server.once("error", (cause) => resume(Effect.fail(new DevHubError({ op: "listen", address, cause }))))
+      server.listen(options.port, host, () => {
+        server.removeAllListeners("error")
+        server.on("error", () => {})
+        resume(Effect.succeed({ server, wss, port: (server.address() as AddressInfo).port }))
+      })
+    }),
+    ({ server, wss }) => Effect.callback<void>((resume) => {
+      for (const ws of wss.clients) ws.terminate()
+      wss.close()
+      server.close(() => resume(Effect.void))
+      server.closeAllConnections()
+    })
+  )
+
+  const hostForUrl = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host
+  const url = `http://${hostForUrl}:${port}`
+  const wsUrl = `ws://${hostForUrl}:${port}/ws`
+
+  // Frames are handled one at a time in arrival order: `identify` must be seen before what follows it.
+  yield* Queue.take(inbound).pipe(
+    Effect.flatMap((ev) => always((s, now) => ev._tag === "frame" ? onFrame(s, ev.conn, ev.raw, now, settings) : disconnect(s, ev.conn, now, settings))),
+    Effect.forever,
+    Effect.annotateLogs({ service: "DevHub", fiber: "frames" }),
+    Effect.forkScoped
+  )
+  yield* Effect.sleep(TICK).pipe(Effect.andThen(always((s, now) => tick(s, now, settings))), Effect.forever, Effect.forkScoped)
+  yield* Effect.sleep(LIVENESS).pipe(
+    Effect.andThen(Effect.sync(() => {
+      for (const [conn, ws] of sockets) {
+        if (unanswered.has(conn)) ws.terminate()
+        else {
+          unanswered.add(conn)
+          ws.ping()
+        }
+      }
+    })),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  yield* Effect.logInfo(`dev hub listening on ${url} (sidecars: ${wsUrl})`).pipe(Effect.annotateLogs({ service: "DevHub" }))
+  return DevHub.of({
+    ...api,
+    url,
+    wsUrl,
+    port,
+    task: Effect.fn("DevHub.task")(function*(taskId: string) {
+      const t = (yield* SubscriptionRef.get(state)).tasks.get(taskId)
+      return t === undefined ? yield* new TaskNotFound({ taskId }) : taskView(t)
+    })
+  })
+})
