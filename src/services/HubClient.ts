@@ -173,3 +173,53 @@ export class HubClient extends Context.Service<HubClient, {
     })
   }))
 }
+
+/** Drives an in-memory HubClient in tests: push hub messages, read what the sidecar sent, flip the connection. */
+export class HubClientMemory extends Context.Service<HubClientMemory, {
+  /** Delivers a message as if the hub had sent it (`identified` also marks the connection identified). */
+  receive(message: HubMessage): Effect.Effect<void>
+  /** Everything the sidecar sent while identified, in order. */
+  readonly sent: Ref.Ref<ReadonlyArray<Outbound>>
+  /** Drops the connection: sends wait again until the next `receive({ type: "identified" })`. */
+  readonly disconnect: Effect.Effect<void>
+}>()("agent-sidecar/HubClientMemory") {}
+
+/** An in-memory HubClient (plus its `HubClientMemory` control), driven from a Queue; starts disconnected. */
+export const layerHubClientMemory = Layer.effectContext(Effect.gen(function*() {
+  const inbound = yield* Queue.unbounded<HubMessage>()
+  const pending = yield* Ref.make<ReadonlyArray<Outbound>>([])
+  const sent = yield* Ref.make<ReadonlyArray<Outbound>>([])
+  const state = yield* SubscriptionRef.make<ConnectionState>({ status: "connecting", session: 0, since: yield* Clock.currentTimeMillis })
+  const set = (status: ConnectionStatus) => Effect.gen(function*() {
+    const current = yield* SubscriptionRef.get(state)
+    const session = status === "identified" && current.status !== "identified" ? current.session + 1 : current.session
+    yield* SubscriptionRef.set(state, { status, session, since: yield* Clock.currentTimeMillis })
+  })
+  const flush = Effect.gen(function*() {
+    const queued = yield* Ref.getAndSet(pending, [])
+    yield* Ref.update(sent, (s) => [...s, ...queued])
+  })
+  const control = HubClientMemory.of({
+    receive: (message) => Effect.gen(function*() {
+      if (message.type === "identified") {
+        yield* set("identified")
+        yield* flush
+      }
+      yield* Queue.offer(inbound, message)
+    }),
+    sent,
+    disconnect: set("disconnected")
+  })
+  const client = HubClient.of({
+    messages: Stream.fromQueue(inbound),
+    send: (message) => Effect.gen(function*() {
+      yield* Ref.update(pending, (p) => [...p, message])
+      if ((yield* SubscriptionRef.get(state)).status === "identified") yield* flush
+    }),
+    state: SubscriptionRef.get(state),
+    changes: SubscriptionRef.changes(state),
+    setStatus: () => Effect.void,
+    close: set("closed")
+  })
+  return Context.make(HubClient, client).pipe(Context.add(HubClientMemory, control))
+}))
