@@ -10,6 +10,7 @@ import { reportCommand } from "./cli/report.ts"
 import { runCommand } from "./cli/run.ts"
 import { statusCommand } from "./cli/status.ts"
 import { VERSION } from "./version.ts"
+import { exitOnSecondSignal } from "./platform/signals.ts"
 
 export const cli = Command.make("agent-sidecar").pipe(
   Command.withDescription("Bridges an AI coding agent to a task hub: takes tasks over WebSocket, wakes the agent, reports results"),
@@ -39,7 +40,8 @@ const main = Command.run(cli, { version: VERSION }).pipe(
 )
 
 /** Entry point; `bin/agent-sidecar.js` calls it. */
-export const runCli = () =>
+export const runCli = () => {
+  exitOnSecondSignal()
   NodeRuntime.runMain(main, {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
@@ -47,5 +49,6 @@ export const runCli = () =>
       onExit(exitCodeOf(Cause.squash(exit.cause)))
     }
   })
+}
 
 if (import.meta.main) runCli()

@@ -9,6 +9,7 @@ import { HubClient } from "./services/HubClient.ts"
 import { ResultWatcher } from "./services/ResultWatcher.ts"
 import { TaskFlow } from "./services/TaskFlow.ts"
 import type { Waker } from "./services/Waker.ts"
+import { awaitSignal } from "./platform/signals.ts"
 
 export const SidecarLayer = Layer.effectDiscard(Effect.gen(function*() {
   const flow = yield* TaskFlow
@@ -32,14 +33,21 @@ export interface RunOptions {
   readonly once?: boolean
 }
 
-/** Runs the daemon until interrupted (or, with `once`, until one report is settled). */
+/** Drain: take no new tasks, let the active ones finish and their reports settle, then return. */
+export const drain = Effect.gen(function*() {
+  const flow = yield* TaskFlow
+  yield* flow.stopAccepting
+  yield* Effect.logInfo("draining: no new tasks; waiting for active tasks to finish and be acknowledged")
+  yield* flow.awaitIdle
+  yield* Effect.logInfo("drained; exiting")
+})
+
+/** Runs the daemon until interrupted, drained (SIGUSR2) or, with `once`, until one report is settled. */
 export const run = (settings: Settings, options: RunOptions = {}) =>
   Effect.gen(function*() {
     const flow = yield* TaskFlow
-    if (options.once === true) {
-      yield* flow.awaitSettled(1)
-      yield* Effect.logInfo("--once: one task reported and acknowledged; exiting")
-      return
-    }
-    return yield* Effect.never
+    const once = options.once === true
+      ? flow.awaitSettled(1).pipe(Effect.andThen(Effect.logInfo("--once: one task reported and acknowledged; exiting")))
+      : Effect.never
+    yield* Effect.raceFirst(once, awaitSignal("SIGUSR2").pipe(Effect.andThen(drain)))
   }).pipe(Effect.provide(SidecarLive(settings)))
