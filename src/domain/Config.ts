@@ -14,9 +14,9 @@ const PositiveInt = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1
 const NonEmptyString = Schema.String.pipe(Schema.check(Schema.isNonEmpty()))
 
 export const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
-const AgentId = Schema.String.pipe(Schema.check(Schema.isPattern(AgentIdPattern)))
-const HubUrl = Schema.String.pipe(Schema.check(Schema.isPattern(/^wss?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/)))
-const HttpAddr = Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/)))
+const AgentId = Schema.String.pipe(Schema.check(Schema.isPattern(AgentIdPattern, { message: "must be 1-64 characters of A-Z a-z 0-9 . _ -" })))
+const HubUrl = Schema.String.pipe(Schema.check(Schema.isPattern(/^wss?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/, { message: "must be a ws:// or wss:// URL" })))
+const HttpAddr = Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, { message: "must be HOST:PORT, e.g. 127.0.0.1:9464" })))
 
 /** A string runs through the platform shell; an array runs without a shell. */
 export const WakeCommand = Schema.Union([NonEmptyString, Schema.NonEmptyArray(NonEmptyString)])

@@ -1,0 +1,86 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, FileSystem, Layer } from "effect"
+import * as NFS from "node:fs"
+import { defaultSettings } from "../../src/domain/Config.ts"
+import { emptyQueue, type QueueFile } from "../../src/domain/Task.ts"
+import { PlatformLayer } from "../../src/layers/Platform.ts"
+import { QueueStore } from "../../src/services/QueueStore.ts"
+import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
+import { tempDir } from "../support/sidecar.ts"
+
+/** A FileSystem that records the durability-relevant calls, in order, around the real one. */
+const spyFileSystem = (calls: Array<string>) => Layer.effect(FileSystem.FileSystem, Effect.gen(function*() {
+  const real = yield* FileSystem.FileSystem
+  const name = (p: string) => p.split("/").pop()!.replace(/\.\d+\.[a-z0-9]+\.tmp$/, ".TMP")
+  return {
+    ...real,
+    open: (path, options) => real.open(path, options).pipe(Effect.map((file) => {
+      calls.push(`open ${name(path)} ${options?.flag ?? "r"}`)
+      return { ...file, writeAll: (b: Uint8Array) => { calls.push(`write ${name(path)}`); return file.writeAll(b) }, sync: Effect.andThen(Effect.sync(() => calls.push(`fsync ${name(path)}`)), file.sync) }
+    })),
+    rename: (from, to) => Effect.andThen(Effect.sync(() => calls.push(`rename ${name(from)} -> ${name(to)}`)), real.rename(from, to))
+  } satisfies FileSystem.FileSystem
+})).pipe(Layer.provide(PlatformLayer))
+
+const task = (id: string): QueueFile["tasks"][number] => ({
+  task_id: id, description: "d", metadata: {}, assignment: { task_id: id }, status: "working", accepted_at: 1, updated_at: 1, timeline: []
+})
+
+const storeIn = (dir: string) => QueueStore.layer.pipe(Layer.provide(SidecarConfig.layer(defaultSettings(dir))))
+
+describe("QueueStore (real files)", () => {
+  it.live("save: temp file written and fsynced, then renamed, then the directory fsynced", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    const calls: Array<string> = []
+    yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-1")] })).pipe(
+      Effect.provide(storeIn(dir).pipe(Layer.provide(spyFileSystem(calls)), Layer.provide(PlatformLayer)))
+    )
+    const dirName = dir.split("/").pop()!
+    assert.deepStrictEqual(calls, [
+      "open .queue.json.TMP wx",
+      "write .queue.json.TMP",
+      "fsync .queue.json.TMP",
+      "rename .queue.json.TMP -> queue.json",
+      `open ${dirName} r`,
+      `fsync ${dirName}`
+    ])
+    assert.strictEqual(NFS.statSync(`${dir}/queue.json`).mode & 0o777, 0o600)
+    assert.deepStrictEqual(NFS.readdirSync(dir), ["queue.json"], "no temp file left behind")
+  }))
+
+  it.live("round trip, and a missing file loads as empty", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    const layer = storeIn(dir).pipe(Layer.provide(PlatformLayer))
+    assert.deepStrictEqual(yield* QueueStore.use((s) => s.load).pipe(Effect.provide(layer)), emptyQueue)
+    const q: QueueFile = { version: 2, tasks: [task("t-1")], outbox: [{ type: "task_failed", task_id: "t-1", reason: "x", generation: 4 }] }
+    yield* QueueStore.use((s) => s.save(q)).pipe(Effect.provide(layer))
+    assert.deepStrictEqual(yield* QueueStore.use((s) => s.load).pipe(Effect.provide(layer)), q)
+  }))
+
+  it.live("a corrupt file is moved aside with an error log, never a crash", () => Effect.gen(function*() {
+    for (const corrupt of ["{\"version\": 2, \"tasks\": [", "[1,2,3]", "{\"version\": 2, \"tasks\": 5}"]) {
+      const dir = yield* tempDir
+      NFS.writeFileSync(`${dir}/queue.json`, corrupt)
+      const loaded = yield* QueueStore.use((s) => s.load).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
+      assert.deepStrictEqual(loaded, emptyQueue)
+      const aside = NFS.readdirSync(dir).filter((f) => f.startsWith("queue.json.corrupt-"))
+      assert.strictEqual(aside.length, 1, corrupt)
+      assert.strictEqual(NFS.readFileSync(`${dir}/${aside[0]}`, "utf8"), corrupt, "kept for a person to read")
+      assert.isFalse(NFS.existsSync(`${dir}/queue.json`))
+    }
+  }))
+
+  it.live("the earlier sidecar's {active, recovering} layout loads, its tasks as recovering", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    NFS.writeFileSync(`${dir}/queue.json`, JSON.stringify({
+      active: { "t-1": { task_id: "t-1", description: "fix the bug", metadata: { repo: "x" }, status: "working", generation: 2 } },
+      recovering: [{ id: "t-2", description: "old", status: "waking" }, { task_id: "../evil", description: "dropped" }]
+    }))
+    const loaded = yield* QueueStore.use((s) => s.load).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
+    assert.deepStrictEqual(loaded.tasks.map((t) => [t.task_id, t.status, t.last_status, t.description, t.generation]), [
+      ["t-1", "recovering", "working", "fix the bug", 2],
+      ["t-2", "recovering", "waking", "old", undefined]
+    ])
+    assert.deepStrictEqual(loaded.tasks[0]!.metadata, { repo: "x" })
+  }))
+})
