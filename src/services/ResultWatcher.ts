@@ -13,7 +13,7 @@
  */
 import { watch } from "chokidar"
 import { Clock, Context, Effect, FiberMap, FileSystem, Layer, Option, Path, Queue, Ref, Schema, Stream } from "effect"
-import { classifyFile, judgeResult, parseProgress, taskFileNames } from "../domain/AgentFiles.ts"
+import { classifyFile, judgeResult, parseProgress, type ResultVerdict, taskFileNames } from "../domain/AgentFiles.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 
@@ -26,6 +26,11 @@ export type AgentEvent =
   | { readonly _tag: "Failed"; readonly taskId: string; readonly reason: string }
   /** Unparseable, too large or not a regular file: `reason` starts with `result_parse_error:`. */
   | { readonly _tag: "Invalid"; readonly taskId: string; readonly reason: string }
+
+const verdictEvent = (taskId: string, verdict: ResultVerdict): AgentEvent =>
+  verdict.outcome === "success" ? { _tag: "Succeeded", taskId, result: verdict.result }
+    : verdict.outcome === "failed" ? { _tag: "Failed", taskId, reason: verdict.reason }
+    : { _tag: "Invalid", taskId, reason: `result_parse_error: ${verdict.detail}` }
 
 export class ResultWatcherError extends Schema.TaggedError<ResultWatcherError>()("ResultWatcherError", {
   op: Schema.Literals(["watch", "write", "reject", "cleanup"]),
@@ -48,6 +53,8 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
   readonly events: Stream.Stream<AgentEvent>
   /** Looks at a task's files now and emits their events again (recovery; never relies on watcher events). */
   rescan(taskId: string): Effect.Effect<void>
+  /** What a task's files say right now: started, and a usable result if there is one (recovery). */
+  inspect(taskId: string): Effect.Effect<{ readonly started: boolean; readonly result: Option.Option<AgentEvent> }>
   paths(taskId: string): TaskPaths
   writeTask(taskId: string, task: unknown): Effect.Effect<void, ResultWatcherError>
   writeCancelled(taskId: string): Effect.Effect<void, ResultWatcherError>
@@ -86,8 +93,7 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
         if (before.value.size > config.maxResultBytes) return yield* invalid(`${before.value.size} bytes is over max_result_bytes (${config.maxResultBytes})`)
         const text = yield* fs.readFileString(file).pipe(Effect.orElseSucceed(() => ""))
         const verdict = judgeResult(text)
-        if (verdict.outcome === "success") return yield* emit({ _tag: "Succeeded", taskId, result: verdict.result })
-        if (verdict.outcome === "failed") return yield* emit({ _tag: "Failed", taskId, reason: verdict.reason })
+        if (verdict.outcome !== "unparseable") return yield* emit(verdictEvent(taskId, verdict))
         // Maybe still being written: judge only once it has stopped changing.
         yield* Effect.sleep(SETTLE_MS)
         const after = yield* regularFile(file)
@@ -152,6 +158,15 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
         const n = taskFileNames(taskId)
         return Effect.forEach([n.startedFile, n.progressFile, n.resultFile], (name) => Queue.offer(names, name), { discard: true })
       },
+      inspect: (taskId) => Effect.gen(function*() {
+        const n = taskFileNames(taskId)
+        const started = Option.isSome(yield* regularFile(at(n.startedFile)))
+        const file = yield* regularFile(at(n.resultFile))
+        if (Option.isNone(file) || file.value.size > config.maxResultBytes) return { started, result: Option.none() }
+        const event = verdictEvent(taskId, judgeResult(yield* fs.readFileString(at(n.resultFile)).pipe(Effect.orElseSucceed(() => ""))))
+        // an unusable file is left to `rescan`, whose settle logic tells a slow writer from a broken file
+        return { started: started || event._tag !== "Invalid", result: event._tag === "Invalid" ? Option.none() : Option.some(event) }
+      }),
       paths: (taskId) => {
         const n = taskFileNames(taskId)
         return { taskFile: at(n.taskFile), startedFile: at(n.startedFile), resultFile: at(n.resultFile) }
@@ -204,12 +219,6 @@ export class AgentFilesMemory extends Context.Service<AgentFilesMemory, {
   }))
 }
 
-const toEvent = (taskId: string, text: string): AgentEvent => {
-  const verdict = judgeResult(text)
-  return verdict.outcome === "success" ? { _tag: "Succeeded", taskId, result: verdict.result }
-    : verdict.outcome === "failed" ? { _tag: "Failed", taskId, reason: verdict.reason }
-    : { _tag: "Invalid", taskId, reason: `result_parse_error: ${verdict.detail}` }
-}
 
 /** An in-memory ResultWatcher (plus its `AgentFilesMemory` control) for unit tests: no files, no watcher. */
 export const layerResultWatcherMemory = Layer.effect(ResultWatcher, Effect.gen(function*() {
@@ -223,7 +232,15 @@ export const layerResultWatcherMemory = Layer.effect(ResultWatcher, Effect.gen(f
       const n = taskFileNames(taskId)
       if (files.has(n.startedFile)) yield* control.emit({ _tag: "Started", taskId })
       const result = files.get(n.resultFile)
-      if (result !== undefined) yield* control.emit(toEvent(taskId, result))
+      if (result !== undefined) yield* control.emit(verdictEvent(taskId, judgeResult(result)))
+    }),
+    inspect: (taskId) => Effect.gen(function*() {
+      const files = yield* Ref.get(control.files)
+      const n = taskFileNames(taskId)
+      const text = files.get(n.resultFile)
+      const event = text === undefined ? undefined : verdictEvent(taskId, judgeResult(text))
+      const result = event === undefined || event._tag === "Invalid" ? Option.none<AgentEvent>() : Option.some(event)
+      return { started: files.has(n.startedFile) || Option.isSome(result), result }
     }),
     paths: (taskId) => {
       const n = taskFileNames(taskId)

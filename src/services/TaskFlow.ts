@@ -344,15 +344,23 @@ export class TaskFlow extends Context.Service<TaskFlow, {
         if (generation !== undefined) yield* commit((q) => [undefined, updateTask(q, id, (t) => ({ ...t, generation }))] as const)
         return
       }
-      const resume = resumeFrom(task.last_status)
+      // What the agent did while we were down decides where to resume: never wake an agent that has started.
+      const onDisk = yield* files.inspect(id)
+      if (generation !== undefined) yield* commit((q) => [undefined, updateTask(q, id, (t) => ({ ...t, generation }))] as const)
+      if (Option.isSome(onDisk.result)) {
+        const event = onDisk.result.value
+        yield* Effect.logInfo("recovering task already has a result; reporting it", { task_id: id })
+        return yield* finish(id, event._tag === "Succeeded" ? { kind: "complete", result: event.result } : { kind: "failed", reason: event._tag === "Failed" ? event.reason : "unknown" })
+      }
+      const resume = onDisk.started ? "work" : resumeFrom(task.last_status)
       yield* commit((q, at) => [undefined, updateTask(q, id, (t) => withEntry({
         ...t,
-        ...(generation !== undefined ? { generation } : {}),
         status: resume === "wake" ? "accepted" : resume === "confirm" ? "waking_confirmation" : "working"
-      }, { at, event: "resumed", detail: `task_continue; resuming at ${resume}` }))] as const)
-      yield* signalsFor(id)
+      }, { at, event: "resumed", detail: `task_continue; resuming at ${resume}${onDisk.started ? " (.started found)" : ""}` }))] as const)
+      const s = yield* signalsFor(id)
+      if (onDisk.started) yield* Deferred.succeed(s.started, undefined)
       yield* startFlow(id, resume === "report" ? "work" : resume)
-      // a result (or .started) written while we were down or waiting is picked up now
+      // a result still being written (or unusable) gets the watcher's settle logic now that the task is active
       yield* files.rescan(id)
       yield* Effect.logInfo("recovering task resumed", { task_id: id, at: resume })
     })
