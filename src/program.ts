@@ -10,6 +10,7 @@ import { ResultWatcher } from "./services/ResultWatcher.ts"
 import { TaskFlow } from "./services/TaskFlow.ts"
 import type { Waker } from "./services/Waker.ts"
 import { awaitSignal } from "./platform/signals.ts"
+import { ControlServerLayer } from "./control/server.ts"
 
 export const SidecarLayer = Layer.effectDiscard(Effect.gen(function*() {
   const flow = yield* TaskFlow
@@ -26,7 +27,9 @@ export const SidecarLayer = Layer.effectDiscard(Effect.gen(function*() {
 export const SidecarWithWaker = <E, R>(settings: Settings, waker: Layer.Layer<Waker, E, R>) =>
   SidecarLayer.pipe(Layer.provideMerge(ServicesLayerWith(settings, waker)))
 
-export const SidecarLive = (settings: Settings) => SidecarLayer.pipe(Layer.provideMerge(ServicesLayer(settings)))
+/** The daemon: the sidecar plus its local control socket (live `status`, `task cancel|forget|resend`). */
+export const SidecarLive = (settings: Settings) =>
+  Layer.merge(SidecarLayer, ControlServerLayer).pipe(Layer.provideMerge(ServicesLayer(settings)))
 
 export interface RunOptions {
   /** Exit after one task has been reported and acknowledged (`run --once`). */

@@ -1,5 +1,8 @@
 /** `agent-sidecar status`: what the sidecar holds, from `queue.json`. */
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
+import { askDaemon } from "../control/client.ts"
+import { socketPathFor } from "../control/protocol.ts"
+import type { ConnectionState } from "../services/HubClient.ts"
 import { Command } from "effect/cli"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { QueueStore } from "../services/QueueStore.ts"
@@ -25,11 +28,19 @@ export const formatStatus = (q: QueueFile, now: number, source: string): string 
 export const statusCommand = Command.make("status", { config: configFlag, json: jsonFlag }, ({ config, json }) =>
   Effect.gen(function*() {
     const settings = yield* loadConfig(config)
+    // A running daemon answers on its control socket with the live view; otherwise read queue.json.
+    const live = yield* askDaemon(socketPathFor(settings.queuePath), { op: "status" })
+    if (Option.isSome(live) && live.value.ok) {
+      const { queue, connection, pid } = live.value as unknown as { queue: QueueFile; connection: ConnectionState; pid: number }
+      if (json) return yield* Console.log(JSON.stringify({ source: "daemon", pid, connection, queue }, null, 2))
+      const hub = `hub: ${connection.status}${connection.retryInMs !== undefined && connection.status === "disconnected" ? ` (retry in ${Math.round(connection.retryInMs / 1000)} s)` : ""}${connection.lastError !== undefined ? `, last error: ${connection.lastError}` : ""}`
+      return yield* Console.log(`daemon pid ${pid}, ${hub}\n${formatStatus(queue, Date.now(), "live")}`)
+    }
     const queue = yield* QueueStore.use((s) => s.load).pipe(
       Effect.provide(QueueStore.layer),
       Effect.provide(SidecarConfig.layer(settings)),
       Effect.provide(PlatformLayer)
     )
     // The token never appears here: it is not part of the queue, and settings are not printed.
-    yield* Console.log(json ? JSON.stringify({ source: "queue.json", queue }, null, 2) : formatStatus(queue, Date.now(), settings.queuePath))
-  })).pipe(Command.withDescription("Show the tasks the sidecar holds and their timelines"))
+    yield* Console.log(json ? JSON.stringify({ source: "queue.json", queue }, null, 2) : `daemon not running\n${formatStatus(queue, Date.now(), settings.queuePath)}`)
+  })).pipe(Command.withDescription("Show the tasks the sidecar holds and their timelines (live from a running daemon, else from queue.json)"))

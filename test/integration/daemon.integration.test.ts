@@ -61,4 +61,45 @@ describe("the daemon as a process", () => {
     assert.notInclude(out, "    at ", "no stack trace")
     assert.isFalse(NFS.existsSync(`${dir}/queue.json`), "nothing started")
   }))
+
+  it.live("operator controls: live status, task cancel, drain (no new tasks, active ones finish, exit 0)", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    const config = writeConfig(dir, { hub_url: hub.url, max_active_tasks: 2, ...fastHub })
+    const daemon = yield* startDaemon(["run", "--config", config])
+    yield* hub.waitFor((f) => f.type === "identify")
+    hub.send({ type: "task_assign", task_id: "t-1", description: "first" })
+    yield* hub.waitFor((f) => f.type === "task_accepted")
+    const cli = (...args: Array<string>) => Effect.gen(function*() {
+      const run = yield* startDaemon([...args, "--config", config])
+      const code = yield* run.exited
+      return { code, out: run.output() }
+    })
+    const status = yield* cli("status", "--json")
+    assert.strictEqual(status.code, 0, status.out)
+    const view = JSON.parse(status.out)
+    assert.strictEqual(view.source, "daemon")
+    assert.strictEqual(view.connection.status, "identified")
+    assert.deepStrictEqual(view.queue.tasks.map((t: { task_id: string; status: string }) => [t.task_id, t.status]), [["t-1", "working"]])
+    assert.notInclude(status.out, "secret-token-123")
+    const human = yield* cli("status")
+    assert.include(human.out, "hub: identified")
+    assert.include(human.out, "t-1  working")
+
+    assert.strictEqual((yield* cli("task", "cancel", "t-1")).code, 0)
+    assert.isTrue(NFS.existsSync(`${dir}/results/t-1.cancelled`))
+    assert.strictEqual((yield* cli("task", "cancel", "t-1")).code, 1, "unknown task now")
+
+    hub.send({ type: "task_assign", task_id: "t-2", description: "second" })
+    yield* hub.waitFor((f) => f.type === "task_accepted" && f["task_id"] === "t-2")
+    assert.strictEqual((yield* cli("drain")).code, 0)
+    yield* Effect.sleep(200)
+    hub.send({ type: "task_assign", task_id: "t-3" })
+    const rejected = yield* hub.waitFor((f) => f.type === "task_rejected")
+    assert.deepStrictEqual([rejected["task_id"], rejected["reason"]], ["t-3", "shutting_down"])
+    assert.strictEqual(daemon.process.exitCode, null, "still running while t-2 is active")
+    NFS.writeFileSync(`${dir}/results/t-2.json`, JSON.stringify({ status: "success", output: 1 }))
+    assert.strictEqual(yield* daemon.exited, 0, daemon.output())
+    assert.strictEqual(hub.count((f) => f.type === "task_complete" && f["task_id"] === "t-2"), 1)
+  }))
 })
