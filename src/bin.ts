@@ -10,13 +10,15 @@ import { reportCommand } from "./cli/report.ts"
 import { runCommand } from "./cli/run.ts"
 import { drainCommand, taskCommand } from "./cli/control.ts"
 import { serviceCommand } from "./cli/service.ts"
+import { devCommand } from "./cli/dev.ts"
+import { hub } from "./hub/command.ts"
 import { statusCommand } from "./cli/status.ts"
 import { VERSION } from "./version.ts"
 import { exitOnSecondSignal } from "./platform/signals.ts"
 
 export const cli = Command.make("agent-sidecar").pipe(
   Command.withDescription("Bridges an AI coding agent to a task hub: takes tasks over WebSocket, wakes the agent, reports results"),
-  Command.withSubcommands([runCommand, statusCommand, reportCommand, taskCommand, drainCommand, serviceCommand])
+  Command.withSubcommands([runCommand, statusCommand, reportCommand, hub, devCommand, taskCommand, drainCommand, serviceCommand])
 )
 
 const verbose = process.argv.includes("--verbose")

@@ -254,7 +254,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       let stage: "wake" | "confirm" | "work" = Deferred.isDoneUnsafe(s.started) ? "work" : from
       if (stage === "wake") {
         yield* files.writeTask(id, task.assignment)
-        if (config.wakeCommand === undefined) {
+        if (!waker.wakes) {
           yield* advance(id, "self_start", "no wake_command: the agent starts itself")
           stage = "work"
         } else {

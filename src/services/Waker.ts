@@ -27,6 +27,8 @@ export interface WakeOutcome {
 const TAIL_BYTES = 2048
 
 export class Waker extends Context.Service<Waker, {
+  /** false: there is nothing to run (no `wake_command`); the agent starts by itself (self-start mode). */
+  readonly wakes: boolean
   wake(request: WakeRequest): Effect.Effect<WakeOutcome>
 }>()("agent-sidecar/Waker") {
   static readonly layer = Layer.effect(Waker, Effect.gen(function*() {
@@ -76,10 +78,10 @@ export class Waker extends Context.Service<Waker, {
       })).pipe(Effect.catch((e) => Effect.succeed({ status: "failed", error: `could not start: ${e.message}` } as const)))
       return { ...outcome, stderrTail: redactText(yield* Ref.get(tail), config.secrets) } satisfies WakeOutcome
     })
-    return Waker.of({ wake })
+    return Waker.of({ wakes: command !== undefined, wake })
   }))
 
   /** A Waker whose every call is answered by `respond` (tests, embedding). */
   static readonly layerFrom = (respond: (request: WakeRequest) => Effect.Effect<WakeOutcome>) =>
-    Layer.succeed(Waker, Waker.of({ wake: respond }))
+    Layer.succeed(Waker, Waker.of({ wakes: true, wake: respond }))
 }

@@ -32,6 +32,7 @@ const InProcessWaker = Layer.effect(Waker, Effect.gen(function*() {
   const files = yield* AgentFilesMemory
   const scope = yield* Effect.scope
   return Waker.of({
+    wakes: true,
     wake: (request) => inProcessAgent(files, request.taskId, request.description).pipe(
       Effect.forkIn(scope),
       Effect.as({ status: "success" as const, stderrTail: "" })
