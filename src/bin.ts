@@ -11,6 +11,7 @@ import { runCommand } from "./cli/run.ts"
 import { drainCommand, taskCommand } from "./cli/control.ts"
 import { serviceCommand } from "./cli/service.ts"
 import { devCommand } from "./cli/dev.ts"
+import { doctorCommand } from "./cli/doctor.ts"
 import { hub } from "./hub/command.ts"
 import { statusCommand } from "./cli/status.ts"
 import { VERSION } from "./version.ts"
@@ -18,7 +19,7 @@ import { exitOnSecondSignal } from "./platform/signals.ts"
 
 export const cli = Command.make("agent-sidecar").pipe(
   Command.withDescription("Bridges an AI coding agent to a task hub: takes tasks over WebSocket, wakes the agent, reports results"),
-  Command.withSubcommands([runCommand, statusCommand, reportCommand, hub, devCommand, taskCommand, drainCommand, serviceCommand])
+  Command.withSubcommands([runCommand, statusCommand, reportCommand, hub, devCommand, doctorCommand, taskCommand, drainCommand, serviceCommand])
 )
 
 const verbose = process.argv.includes("--verbose")

@@ -1,0 +1,149 @@
+/**
+ * `agent-sidecar doctor`: checks what a sidecar needs, runs nothing harmful, and prints each check as ok/FAIL
+ * with the fix. Exit 0 when all pass, 1 otherwise (78 when the config itself does not load).
+ */
+import { watch } from "chokidar"
+import { Console, Effect, Exit, FileSystem, Option, Path, Redacted, Result } from "effect"
+import { Command } from "effect/cli"
+import { Socket } from "effect/socket"
+import * as NFS from "node:fs"
+import type { Settings } from "../domain/Config.ts"
+import { decodeFrame, encodeOutbound } from "../domain/Protocol.ts"
+import { PlatformLayer } from "../layers/Platform.ts"
+import { writeAtomic } from "../platform/atomicWrite.ts"
+import { lockPathFor } from "../services/StateLock.ts"
+import { CliError, configFlag, loadConfig } from "./shared.ts"
+
+interface Check {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+  readonly fix?: string
+}
+
+const ok = (name: string, detail: string): Check => ({ name, ok: true, detail })
+const fail = (name: string, detail: string, fix: string): Check => ({ name, ok: false, detail, fix })
+
+/** identify → identified, on a connection of its own (never sends task messages). */
+const checkHub = (s: Settings) => Effect.gen(function*() {
+  const socket = yield* Socket.makeWebSocket(s.hubUrl, { openTimeout: "5 seconds" })
+  const reader = yield* socket.reader
+  const { write } = yield* socket.writer
+  yield* write(encodeOutbound({ type: "identify", agent_id: s.agentId, token: Redacted.value(s.token), name: s.name, status: "idle", capabilities: s.capabilities, client_type: "sidecar" }))
+  while (true) {
+    for (const raw of yield* reader.pull) {
+      if (typeof raw !== "string") continue
+      const m = decodeFrame(raw, s.maxMessageBytes)
+      if (Result.isFailure(m)) continue
+      if (m.success.type === "identified") return ok("hub", `${s.hubUrl} answered identify with identified`)
+      if (m.success.type === "error") return fail("hub", `the hub refused identify: ${m.success.error ?? ""}`, "check token (or token_file / SIDECAR_TOKEN) and agent_id with the hub's operator")
+    }
+  }
+}).pipe(
+  Effect.scoped,
+  Effect.timeoutOrElse({ duration: "8 seconds", orElse: () => Effect.succeed(fail("hub", "no answer to identify within 8 s", "is hub_url the hub's WebSocket endpoint (often /ws)?")) }),
+  Effect.catch((e) => Effect.succeed(fail("hub", `cannot connect to ${s.hubUrl}: ${e.message}`, "check hub_url, that the hub is running, and the network path to it")))
+)
+
+const isExecutable = (file: string) => {
+  try {
+    NFS.accessSync(file, NFS.constants.X_OK)
+    return NFS.statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
+const resolveOnPath = (name: string, path: Path.Path): Option.Option<string> => {
+  if (name.includes("/")) return isExecutable(name) ? Option.some(name) : Option.none()
+  for (const dir of (process.env["PATH"] ?? "").split(":").filter(Boolean)) {
+    const candidate = path.join(dir, name)
+    if (isExecutable(candidate)) return Option.some(candidate)
+  }
+  return Option.none()
+}
+
+const checkWake = (s: Settings, path: Path.Path): Check => {
+  if (s.wakeCommand === undefined) return ok("wake command", "none configured: self-start mode (the agent starts by itself and writes <id>.started)")
+  // For a string command, resolve its first word (the shell would); nothing is run.
+  const program = typeof s.wakeCommand === "string" ? s.wakeCommand.trim().split(/\s+/)[0]! : s.wakeCommand[0]
+  if (typeof s.wakeCommand === "string" && Option.isNone(resolveOnPath("sh", path))) return fail("wake command", "no sh on PATH to run a string command", "use an array wake_command, or install a POSIX shell")
+  const resolved = resolveOnPath(path.isAbsolute(program) || program.includes("/") ? path.resolve(program) : program, path)
+  return Option.isSome(resolved)
+    ? ok("wake command", `${program} resolves to ${resolved.value}`)
+    : fail("wake command", `${program} is not an executable file on PATH`, "use an absolute path in wake_command, or fix PATH/permissions (chmod +x)")
+}
+
+const checkResultsDir = (s: Settings) => Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  yield* fs.makeDirectory(s.resultsDir, { recursive: true, mode: 0o700 })
+  const probe = `${s.resultsDir}/.doctor-probe-${process.pid}`
+  // writeAtomic renames a temp file inside results_dir: the same operation agents and the sidecar use
+  yield* writeAtomic(probe, "probe")
+  const back = yield* fs.readFileString(probe)
+  yield* fs.remove(probe)
+  return back === "probe" ? ok("results_dir", `${s.resultsDir} is writable with atomic rename`) : fail("results_dir", "read back something else", "check the file system")
+}).pipe(Effect.catch((e) => Effect.succeed(fail("results_dir", `${s.resultsDir}: ${e.message}`, "create it (or its parent) and make it writable by this user; it must be a folder on a local file system"))))
+
+const checkFileEvents = (s: Settings) => Effect.gen(function*() {
+  const name = `doctor-${process.pid}.started`
+  const seen = yield* Effect.acquireUseRelease(
+    Effect.callback<ReturnType<typeof watch>>((resume) => {
+      const w = watch(s.resultsDir, { depth: 0, ignoreInitial: true })
+      w.once("ready", () => resume(Effect.succeed(w)))
+      w.once("error", () => resume(Effect.succeed(w)))
+    }),
+    (w) => Effect.callback<boolean>((resume) => {
+      w.on("add", (p) => { if (p.endsWith(name)) resume(Effect.succeed(true)) })
+      NFS.writeFileSync(`${s.resultsDir}/${name}`, "")
+    }).pipe(Effect.timeoutOption("3 seconds"), Effect.map(Option.isSome)),
+    (w) => Effect.promise(() => w.close()).pipe(Effect.andThen(Effect.sync(() => NFS.rmSync(`${s.resultsDir}/${name}`, { force: true }))))
+  )
+  return seen ? ok("file events", "a file written in results_dir was seen") : fail("file events", "no event within 3 s for a file written in results_dir", "use a local file system (not NFS/SMB), or raise fs.inotify.max_user_watches")
+}).pipe(Effect.catchCause(() => Effect.succeed(fail("file events", "cannot watch results_dir", "fix results_dir first"))))
+
+const checkLock = (s: Settings): Check => {
+  const lock = lockPathFor(s.queuePath)
+  let text: string
+  try {
+    text = NFS.readFileSync(lock, "utf8")
+  } catch {
+    return ok("state lock", `${lock} is free`)
+  }
+  const pid = Number.parseInt(text.trim(), 10)
+  let alive = false
+  try {
+    process.kill(pid, 0)
+    alive = true
+  } catch (e) {
+    alive = (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+  return alive
+    ? fail("state lock", `held by running pid ${pid}`, "a sidecar is already running on this state: stop it, or give this one its own queue_path")
+    : ok("state lock", `stale lock of dead pid ${pid}; the daemon will take it over`)
+}
+
+export const doctorCommand = Command.make("doctor", { config: configFlag }, ({ config }) => Effect.gen(function*() {
+  const loaded = yield* loadConfig(config).pipe(Effect.exit)
+  if (Exit.isFailure(loaded)) {
+    yield* Console.log(`FAIL  config   ${config} does not load`)
+    return yield* Effect.failCause(loaded.cause)
+  }
+  const s = loaded.value
+  const path = yield* Path.Path
+  const checks: Array<Check> = [ok("config", `${path.resolve(config)} is valid`)]
+  checks.push(yield* checkHub(s))
+  checks.push(checkWake(s, path))
+  const dir = yield* checkResultsDir(s)
+  checks.push(dir)
+  checks.push(dir.ok ? yield* checkFileEvents(s) : fail("file events", "skipped: results_dir is not usable", "fix results_dir first"))
+  checks.push(checkLock(s))
+  for (const c of checks) {
+    yield* Console.log(`${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(13)} ${c.detail}${c.fix !== undefined ? `\n      fix: ${c.fix}` : ""}`)
+  }
+  const failed = checks.filter((c) => !c.ok).length
+  if (failed > 0) return yield* new CliError({ message: `${failed} check${failed === 1 ? "" : "s"} failed`, exitCode: 1 })
+  yield* Console.log("all checks passed")
+}).pipe(Effect.provide(PlatformLayer))).pipe(
+  Command.withDescription("Check config, hub (identify), wake command, results_dir, file events and the state lock; prints each with its fix")
+)
