@@ -11,6 +11,7 @@ import { TaskFlow } from "./services/TaskFlow.ts"
 import type { Waker } from "./services/Waker.ts"
 import { awaitSignal } from "./platform/signals.ts"
 import { ControlServerLayer } from "./control/server.ts"
+import { HttpStatusLayer } from "./control/http.ts"
 
 export const SidecarLayer = Layer.effectDiscard(Effect.gen(function*() {
   const flow = yield* TaskFlow
@@ -27,9 +28,10 @@ export const SidecarLayer = Layer.effectDiscard(Effect.gen(function*() {
 export const SidecarWithWaker = <E, R>(settings: Settings, waker: Layer.Layer<Waker, E, R>) =>
   SidecarLayer.pipe(Layer.provideMerge(ServicesLayerWith(settings, waker)))
 
-/** The daemon: the sidecar plus its local control socket (live `status`, `task cancel|forget|resend`). */
+/** The daemon: the sidecar plus its local control socket (live `status`, `task cancel|forget|resend`) and the
+ *  optional `http_addr` endpoint. */
 export const SidecarLive = (settings: Settings) =>
-  Layer.merge(SidecarLayer, ControlServerLayer).pipe(Layer.provideMerge(ServicesLayer(settings)))
+  Layer.mergeAll(SidecarLayer, ControlServerLayer, HttpStatusLayer).pipe(Layer.provideMerge(ServicesLayer(settings)))
 
 export interface RunOptions {
   /** Exit after one task has been reported and acknowledged (`run --once`). */

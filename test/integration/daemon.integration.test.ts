@@ -102,4 +102,32 @@ describe("the daemon as a process", () => {
     assert.strictEqual(yield* daemon.exited, 0, daemon.output())
     assert.strictEqual(hub.count((f) => f.type === "task_complete" && f["task_id"] === "t-2"), 1)
   }))
+
+  it.live("http_addr serves /healthz, /readyz, /status and Prometheus /metrics", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    const port = 20000 + (process.pid % 20000)
+    const config = writeConfig(dir, { hub_url: hub.url, http_addr: `127.0.0.1:${port}`, ...fastHub })
+    const daemon = yield* startDaemon(["run", "--config", config])
+    yield* hub.waitFor((f) => f.type === "identify")
+    hub.send({ type: "task_assign", task_id: "t-1" })
+    yield* hub.waitFor((f) => f.type === "task_accepted")
+    const get = (path: string) => Effect.promise(() => fetch(`http://127.0.0.1:${port}${path}`).then(async (r) => ({ status: r.status, text: await r.text() })))
+    yield* daemon.waitForOutput("status endpoint")
+    assert.strictEqual((yield* get("/healthz")).status, 200)
+    const ready = yield* get("/readyz")
+    assert.strictEqual(ready.status, 200, ready.text)
+    let status = yield* get("/status")
+    while (JSON.parse(status.text).queue.tasks[0]?.status !== "working") status = yield* Effect.andThen(Effect.sleep(20), get("/status"))
+    assert.strictEqual(JSON.parse(status.text).queue.tasks[0].task_id, "t-1")
+    assert.notInclude(status.text, "secret-token-123")
+    const metrics = (yield* get("/metrics")).text
+    assert.include(metrics, `agent_sidecar_tasks{status="working"} 1`)
+    assert.include(metrics, "agent_sidecar_hub_identified 1")
+    yield* hub.stop
+    yield* Effect.sleep(300)
+    assert.strictEqual((yield* get("/readyz")).status, 503, "not ready without the hub")
+    daemon.process.kill("SIGTERM")
+    assert.strictEqual(yield* daemon.exited, 0)
+  }))
 })

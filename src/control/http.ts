@@ -1,0 +1,77 @@
+/**
+ * The optional HTTP endpoint (`http_addr`, SPEC §2): `/healthz` (the process serves), `/readyz` (identified by
+ * the hub), `/status` (the live view as JSON, no secrets) and Prometheus `/metrics`. Meant for a local
+ * supervisor or scraper: bind it to loopback unless you mean otherwise.
+ */
+import { Clock, Effect, FiberSet, Layer } from "effect"
+import * as Http from "node:http"
+import type { QueueFile } from "../domain/Task.ts"
+import type { ConnectionState } from "../services/HubClient.ts"
+import { HubClient } from "../services/HubClient.ts"
+import { SidecarConfig } from "../services/SidecarConfig.ts"
+import { TaskFlow } from "../services/TaskFlow.ts"
+
+const STATUSES = ["accepted", "waking", "waking_confirmation", "working", "reporting", "recovering"] as const
+
+export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds: number): string => {
+  const lines = [
+    "# HELP agent_sidecar_tasks Tasks held, by status.",
+    "# TYPE agent_sidecar_tasks gauge",
+    ...STATUSES.map((s) => `agent_sidecar_tasks{status="${s}"} ${q.tasks.filter((t) => t.status === s).length}`),
+    "# HELP agent_sidecar_outbox_reports Terminal reports waiting for the hub's answer.",
+    "# TYPE agent_sidecar_outbox_reports gauge",
+    `agent_sidecar_outbox_reports ${q.outbox.length}`,
+    "# HELP agent_sidecar_hub_identified 1 when the hub connection is identified.",
+    "# TYPE agent_sidecar_hub_identified gauge",
+    `agent_sidecar_hub_identified ${hub.status === "identified" ? 1 : 0}`,
+    "# HELP agent_sidecar_hub_connection_attempts_total Connection attempts since start.",
+    "# TYPE agent_sidecar_hub_connection_attempts_total counter",
+    `agent_sidecar_hub_connection_attempts_total ${hub.session}`,
+    "# HELP agent_sidecar_uptime_seconds Seconds since the daemon started.",
+    "# TYPE agent_sidecar_uptime_seconds gauge",
+    `agent_sidecar_uptime_seconds ${uptimeSeconds}`
+  ]
+  return `${lines.join("\n")}\n`
+}
+
+export const HttpStatusLayer = Layer.effectDiscard(Effect.gen(function*() {
+  const config = yield* SidecarConfig
+  if (config.httpAddr === undefined) return
+  const flow = yield* TaskFlow
+  const hub = yield* HubClient
+  const startedAt = yield* Clock.currentTimeMillis
+  const runFork = yield* FiberSet.makeRuntime<never>()
+  const split = config.httpAddr.lastIndexOf(":")
+  const host = config.httpAddr.slice(0, split).replace(/^\[|\]$/g, "")
+  const port = Number(config.httpAddr.slice(split + 1))
+
+  const respond = (req: Http.IncomingMessage, res: Http.ServerResponse) => runFork(Effect.gen(function*() {
+    const send = (code: number, type: string, body: string) => Effect.sync(() => res.writeHead(code, { "content-type": type, "cache-control": "no-store" }).end(body))
+    const json = (code: number, body: unknown) => send(code, "application/json", JSON.stringify(body))
+    const path = (req.url ?? "/").split("?")[0]
+    if (req.method !== "GET") return yield* json(405, { error: "GET only" })
+    const state = yield* hub.state
+    switch (path) {
+      case "/healthz": return yield* json(200, { ok: true })
+      case "/readyz": return yield* json(state.status === "identified" ? 200 : 503, { ready: state.status === "identified", hub: state.status })
+      case "/status": return yield* json(200, { agent_id: config.agentId, pid: process.pid, connection: state, queue: yield* flow.snapshot })
+      case "/metrics": return yield* send(200, "text/plain; version=0.0.4", prometheusText(yield* flow.snapshot, state, Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000)))
+      default: return yield* json(404, { error: "not found", paths: ["/healthz", "/readyz", "/status", "/metrics"] })
+    }
+  }))
+
+  yield* Effect.acquireRelease(
+    Effect.callback<Http.Server>((resume) => {
+      const server = Http.createServer(respond)
+      server.once("error", (e) => resume(Effect.die(e)))
+      server.listen(port, host, () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.callback<void>((resume) => {
+      server.closeAllConnections()
+      server.close(() => resume(Effect.void))
+    })
+  ).pipe(
+    Effect.tap(() => Effect.logInfo(`status endpoint on http://${config.httpAddr}/ (healthz, readyz, status, metrics)`)),
+    Effect.catchCause((cause) => Effect.logError("cannot serve http_addr; running without it", { http_addr: config.httpAddr, cause: String(cause) }))
+  )
+}))
