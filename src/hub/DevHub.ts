@@ -16,7 +16,7 @@ import { type RawData, WebSocket, WebSocketServer } from "ws"
 import { DevHubError, InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
 import { onFrame } from "./frames.ts"
 import { type Api, handleRequest, type HubSnapshot, hostGuard, sameOrigin } from "./http.ts"
-import { encodeHubFrame } from "./inbound.ts"
+import { encodeHubFrame, MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import {
   agentView, type AgentView, cancel, disconnect, emptyState, type HubState, type Out, type Settings, type Step, submit, type TaskInput,
   taskView, type TaskView, tick
@@ -44,6 +44,8 @@ const MAX_TASK_BYTES = 1_000_000
 const TICK = "250 millis"
 /** Protocol-level pings find connections that died without a close (the sidecar's own pings are app-level). */
 const LIVENESS = "30 seconds"
+/** A connection that has not identified by then is closed, so stray clients do not pile up. */
+const IDENTIFY_TIMEOUT = "10 seconds"
 const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
 
 /** Text and binary frames alike are read as UTF-8 JSON, as existing hubs do. */
@@ -120,6 +122,9 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
       if (input.agent_id !== undefined && !AgentIdPattern.test(input.agent_id)) {
         return yield* new InvalidTask({ reason: "agent_id must match [A-Za-z0-9._-]{1,64}" })
       }
+      if (nestsDeeperThan(input.metadata ?? {}, MAX_JSON_DEPTH)) {
+        return yield* new InvalidTask({ reason: `metadata is nested deeper than ${MAX_JSON_DEPTH} levels` })
+      }
       const bytes = Buffer.byteLength(JSON.stringify({ description: input.description, metadata: input.metadata ?? {} }))
       if (bytes > MAX_TASK_BYTES) return yield* new InvalidTask({ reason: `task is ${bytes} bytes; the limit is ${MAX_TASK_BYTES}` })
       const taskId = `t-${randomBytes(8).toString("hex")}`
@@ -161,6 +166,10 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
       wss.on("connection", (ws: WebSocket) => {
         const conn = nextConn++
         sockets.set(conn, ws)
+        run(Effect.sleep(IDENTIFY_TIMEOUT).pipe(
+          Effect.andThen(SubscriptionRef.get(state)),
+          Effect.flatMap((s) => Effect.sync(() => s.conns.has(conn) || ws.close(1008, "identify_timeout")))
+        ))
         ws.on("message", (data) => {
           Queue.offerUnsafe(inbound, { _tag: "frame", conn, raw: toText(data) })
         })
@@ -181,11 +190,22 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
         resume(Effect.succeed({ server, wss, port: (server.address() as AddressInfo).port }))
       })
     }),
-    ({ server, wss }) => Effect.callback<void>((resume) => {
+    ({ server, wss }) => Effect.gen(function*() {
+      // Sidecars get a proper close (1001, going away) when they answer in time, and are cut off otherwise.
+      yield* Effect.callback<void>((resume) => {
+        let open = wss.clients.size
+        if (open === 0) return resume(Effect.void)
+        for (const ws of wss.clients) {
+          ws.once("close", () => --open === 0 && resume(Effect.void))
+          ws.close(1001, "hub shutting down")
+        }
+      }).pipe(Effect.timeoutOption("1 second"))
       for (const ws of wss.clients) ws.terminate()
       wss.close()
-      server.close(() => resume(Effect.void))
-      server.closeAllConnections()
+      yield* Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
     })
   )
 
@@ -193,19 +213,28 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
   const url = `http://${hostForUrl}:${port}`
   const wsUrl = `ws://${hostForUrl}:${port}/ws`
 
-  // Frames are handled one at a time in arrival order: `identify` must be seen before what follows it.
+  // Frames are handled one at a time in arrival order: `identify` must be seen before what follows it. A bug in
+  // one transition is logged and skipped so that it cannot stop the hub.
   yield* Queue.take(inbound).pipe(
-    Effect.flatMap((ev) => always((s, now) => ev._tag === "frame" ? onFrame(s, ev.conn, ev.raw, now, settings) : disconnect(s, ev.conn, now, settings))),
+    Effect.flatMap((ev) =>
+      always((s, now) => ev._tag === "frame" ? onFrame(s, ev.conn, ev.raw, now, settings) : disconnect(s, ev.conn, now, settings)).pipe(
+        Effect.catchCause((cause) => Effect.logError(`${ev._tag} event on connection #${ev.conn} failed`, cause))
+      )),
     Effect.forever,
     Effect.annotateLogs({ service: "DevHub", fiber: "frames" }),
     Effect.forkScoped
   )
-  yield* Effect.sleep(TICK).pipe(Effect.andThen(always((s, now) => tick(s, now, settings))), Effect.forever, Effect.forkScoped)
+  yield* Effect.sleep(TICK).pipe(
+    Effect.andThen(always((s, now) => tick(s, now, settings))),
+    Effect.catchCause((cause) => Effect.logError("timer transition failed", cause)),
+    Effect.forever,
+    Effect.forkScoped
+  )
   yield* Effect.sleep(LIVENESS).pipe(
     Effect.andThen(Effect.sync(() => {
       for (const [conn, ws] of sockets) {
         if (unanswered.has(conn)) ws.terminate()
-        else {
+        else if (ws.readyState === WebSocket.OPEN) {
           unanswered.add(conn)
           ws.ping()
         }

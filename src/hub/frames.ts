@@ -3,12 +3,14 @@
  * and error texts are those existing hubs give, so the sidecar's handling of them is exercised for real
  * (`task_complete_failed: <why>` / `task_fail_failed: <why>` for reports the hub refuses).
  */
+import { createHash, timingSafeEqual } from "node:crypto"
 import { Result } from "effect"
 import { isValidTaskId } from "../domain/Task.ts"
-import { decodeSidecarFrame, type SidecarMessage } from "./inbound.ts"
-import { dispatch, freeAgent, type HubState, type HubTask, identify, isHeld, newTask, type Settings, type Step, Tx } from "./state.ts"
+import { decodeSidecarFrame, type Identify, type SidecarMessage } from "./inbound.ts"
+import { dispatch, type HubState, type HubTask, isHeld, newTask, offerWaitingNow, type Settings, type Step, Tx } from "./state.ts"
 
 const MAX_RETRY_DELAY_MS = 30_000
+const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
 
 /** One text frame from connection `conn`. Unidentified connections may only send `identify`. */
 export const onFrame = (state: HubState, conn: number, raw: string, now: number, settings: Settings): Step => {
@@ -40,6 +42,49 @@ export const onFrame = (state: HubState, conn: number, raw: string, now: number,
   return tx.done()
 }
 
+const sameSecret = (a: string, b: string): boolean =>
+  timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest())
+
+/** `identify` on connection `conn` (the first frame, or a repeat on the same connection). */
+const identify = (tx: Tx, conn: number, msg: Identify): void => {
+  const { token } = tx.settings
+  if (token !== undefined && (msg.token === undefined || !sameSecret(msg.token, token))) {
+    tx.log("warn", `connection #${conn} (agent "${msg.agent_id.slice(0, 64)}") refused: invalid token`)
+    tx.send(conn, { type: "error", error: "auth_failed: invalid token" })
+    return tx.close(conn, 4001, "auth_failed")
+  }
+  if (!AgentIdPattern.test(msg.agent_id)) {
+    tx.send(conn, { type: "error", error: "identify_failed: agent_id must match [A-Za-z0-9._-]{1,64}" })
+    return tx.close(conn, 1008, "identify_failed")
+  }
+  const previous = tx.agents.get(msg.agent_id)
+  if (previous !== undefined && previous.conn !== conn) {
+    // The newest connection wins: a restarted sidecar must not wait for its old socket to time out.
+    tx.log("info", `agent ${msg.agent_id}: connection #${previous.conn} replaced by #${conn}`)
+    tx.deleteConn(previous.conn)
+    tx.close(previous.conn, 4000, "replaced by a newer connection")
+  }
+  tx.putConn(conn, msg.agent_id)
+  tx.putAgent({
+    agent_id: msg.agent_id,
+    name: msg.name ?? msg.agent_id,
+    reported_status: msg.status ?? "idle",
+    capabilities: msg.capabilities ?? [],
+    client_type: msg.client_type,
+    conn,
+    connected_at: previous?.conn === conn ? previous.connected_at : tx.now,
+    last_seen: tx.now
+  })
+  for (const t of [...tx.tasks.values()]) {
+    if (t.agent === msg.agent_id && isHeld(t.state) && t.agent_disconnected_at !== undefined) {
+      tx.update(t, { agent_disconnected_at: undefined }, "agent_reconnected")
+    }
+  }
+  if (previous === undefined) tx.log("info", `agent ${msg.agent_id} identified (connection #${conn})`)
+  tx.send(conn, { type: "identified", agent_id: msg.agent_id })
+  offerWaitingNow(tx)
+}
+
 type HeldTask = HubTask & { readonly agent: string }
 const heldBy = (t: HubTask | undefined, agentId: string): t is HeldTask => t !== undefined && isHeld(t.state) && t.agent === agentId
 
@@ -69,10 +114,8 @@ const handle = (tx: Tx, conn: number, agentId: string, msg: SidecarMessage): voi
       const rejections = t.rejections + 1
       const delay = Math.min(tx.settings.requeueDelayMs * 2 ** (rejections - 1), MAX_RETRY_DELAY_MS)
       const reason = msg.reason ?? "no reason given"
-      tx.update(t, { state: "pending", agent: undefined, assigned_at: undefined, retry_at: tx.now + delay, rejections }, "rejected",
-        `by ${agentId}: ${reason}; offered again in ${delay / 1000} s or when an agent frees up`)
-      const agent = tx.agents.get(agentId)
-      if (agent !== undefined && (reason === "busy" || reason === "shutting_down")) tx.putAgent({ ...agent, saturated: true })
+      tx.update(t, { state: "pending", agent: undefined, assigned_at: undefined, retry_at: tx.now + delay, rejections, rejected_by: agentId },
+        "rejected", `by ${agentId}: ${reason}; offered again in ${delay / 1000} s or when an agent frees up`)
       return
     }
     case "wake_result": {
@@ -123,7 +166,7 @@ const finish = (tx: Tx, conn: number, agentId: string, taskId: string, generatio
     tx.update(t, { state: "failed", reason: outcome.reason, agent_disconnected_at: undefined }, "failed", outcome.reason)
   }
   tx.send(conn, { type: "task_ack", task_id: taskId, status: outcome.state })
-  freeAgent(tx, agentId)
+  offerWaitingNow(tx)
 }
 
 /**

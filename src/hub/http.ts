@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { Cause, Effect, Schema, Stream } from "effect"
 import type { InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import { pageCsp, pageHtml } from "./page.ts"
 import type { AgentView, TaskInput, TaskView } from "./state.ts"
 
@@ -112,6 +113,7 @@ const readJson = <S extends Schema.Decoder<unknown>>(req: IncomingMessage, schem
   } catch (e) {
     return yield* new HttpFailure({ status: 400, error: `invalid JSON: ${e instanceof Error ? e.message : String(e)}` })
   }
+  if (nestsDeeperThan(json, MAX_JSON_DEPTH)) return yield* new HttpFailure({ status: 400, error: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` })
   return yield* Schema.decodeUnknownEffect(schema)(json).pipe(
     Effect.mapError((e) => new HttpFailure({ status: 400, error: `invalid body: ${e.message.replaceAll("\n", " ")}` }))
   )

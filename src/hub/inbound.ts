@@ -73,6 +73,22 @@ const schemas: { readonly [K in SidecarMessageType]: Schema.Codec<Extract<Sideca
 }
 const isKnownType = (type: string): type is SidecarMessageType => Object.hasOwn(schemas, type)
 
+/** Deeper JSON is refused: the hub re-serialises what it keeps (API, page, `task_assign`), and
+ *  `JSON.stringify` overflows the stack on a few thousand levels. */
+export const MAX_JSON_DEPTH = 64
+
+/** Whether `value` nests objects/arrays deeper than `max`; iterative, so it cannot overflow itself. */
+export const nestsDeeperThan = (value: unknown, max: number): boolean => {
+  const stack: Array<readonly [unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (typeof v !== "object" || v === null) continue
+    if (depth >= max) return true
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
 /** `unknown` frames (a newer sidecar's types) are ignored; `invalid` ones are answered with an `error` frame. */
 export type InboundRejection =
   | { readonly kind: "unknown"; readonly type: string }
@@ -86,6 +102,7 @@ export const decodeSidecarFrame = (raw: string): Result.Result<SidecarMessage, I
     return Result.fail({ kind: "invalid", detail: `not JSON: ${e instanceof Error ? e.message : String(e)}` })
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) return Result.fail({ kind: "invalid", detail: "not a JSON object" })
+  if (nestsDeeperThan(json, MAX_JSON_DEPTH)) return Result.fail({ kind: "invalid", detail: `nested deeper than ${MAX_JSON_DEPTH} levels` })
   const type: unknown = (json as Record<string, unknown>)["type"]
   if (typeof type !== "string") return Result.fail({ kind: "invalid", detail: "no string \"type\"" })
   if (!isKnownType(type)) return Result.fail({ kind: "unknown", type: type.slice(0, 64) })

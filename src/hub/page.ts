@@ -55,18 +55,22 @@ function renderTask(t) {
   const card = el("article", { class: "task", "data-task-id": t.task_id, "data-state": t.state }, head,
     el("p", { class: "desc", text: shorten(t.description, 2000) || "(no description)" }));
   if (t.agent_disconnected_at !== undefined) card.append(el("p", { class: "warn", text: "Agent disconnected at " + time(t.agent_disconnected_at) + "; held for recovery, then re-queued." }));
-  if (t.progress !== undefined || t.progress_message !== undefined) {
+  if (!finished(t.state) && (t.progress !== undefined || t.progress_message !== undefined)) {
     card.append(el("div", { class: "progress" },
       t.progress !== undefined ? el("progress", { max: 100, value: t.progress }) : undefined,
       el("span", { text: [t.progress !== undefined ? t.progress + "%" : "", t.progress_message || ""].join(" ").trim() })));
   }
-  if (t.state === "complete") card.append(el("pre", { class: "outcome", text: shorten(JSON.stringify(t.result, null, 1) ?? "", 1500) }));
+  if (t.state === "complete") {
+    const compact = JSON.stringify(t.result) ?? "(no result)";
+    card.append(el("pre", { class: "outcome", text: shorten(compact.length <= 120 ? compact : JSON.stringify(t.result, null, 2), 1500) }));
+  }
   if (t.state === "failed") card.append(el("p", { class: "outcome failed", text: "Reason: " + t.reason }));
   const list = el("ol", { class: "timeline" }, ...t.timeline.map((e) =>
     el("li", {}, el("time", { text: time(e.at) }), " ", el("b", { text: e.event }), e.detail ? " " + e.detail : "")));
-  const details = el("details", { open: userOpened.get(t.task_id) ?? !finished(t.state) },
-    el("summary", { text: "Timeline (" + t.timeline.length + ")" }), list);
-  details.addEventListener("toggle", () => userOpened.set(t.task_id, details.open));
+  const summary = el("summary", { text: "Timeline (" + t.timeline.length + ")" });
+  const details = el("details", { open: userOpened.get(t.task_id) ?? !finished(t.state) }, summary, list);
+  // Only the user's own clicks are remembered: "toggle" also fires when the page itself sets "open".
+  summary.addEventListener("click", () => userOpened.set(t.task_id, !details.open));
   card.append(details);
   return card;
 }
@@ -127,7 +131,7 @@ h2 { font-size: 15px; margin: 0 0 8px; } h2 span { color: var(--muted); font-wei
 main { max-width: 1200px; margin: 0 auto; padding: 16px 24px; display: grid; gap: 16px; grid-template-columns: minmax(280px, 2fr) 3fr; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; }
 #tasks-section { grid-column: 1 / -1; }
-label { display: block; font-weight: 600; margin-bottom: 8px; }
+label { display: block; font-weight: 600; margin-bottom: 8px; } label .muted { font-weight: 400; }
 textarea, input { display: block; width: 100%; margin-top: 4px; padding: 6px 8px; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
 textarea { resize: vertical; min-height: 72px; }
 button { font: inherit; padding: 5px 14px; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }

@@ -1,5 +1,5 @@
 /**
- * The dev hub's state and its transitions, kept pure: each function takes the state, the event and the time, and
+ * The dev hub's state and its transitions (frames are in frames.ts), kept pure: each function takes the state, the event and the time, and
  * returns the next state plus what to do (`Out`: frames to send, connections to close, lines to log). The
  * DevHub layer owns the sockets and the clock and carries the outs out; nothing here does I/O.
  *
@@ -7,16 +7,14 @@
  * - A pending task is offered to one identified agent: the one named by its `agent_id`, else the least loaded one
  *   (idle first). Each (re)assignment increments `generation`.
  * - `task_rejected` puts the task back in the queue; it is offered again after `requeueDelayMs`, doubling per
- *   rejection up to 30 s, or at once when some agent frees up. An agent that rejected with `busy` or
- *   `shutting_down` is offered nothing more until one of its tasks ends or it reconnects.
+ *   rejection up to 30 s, or at once when some agent frees up (a task ends, an agent connects), and then to
+ *   another agent than the one that rejected it if there is one.
  * - A holder that disconnects keeps its tasks for `graceMs`, so a restarting sidecar can claim them with
  *   `task_recovering`; after that they are re-queued.
  */
-import { timingSafeEqual, createHash } from "node:crypto"
 import { Result } from "effect"
 import type { HubMessage } from "../domain/Protocol.ts"
 import type { TimelineEntry } from "../domain/Task.ts"
-import type { Identify } from "./inbound.ts"
 
 export type TaskState = "pending" | "assigned" | "accepted" | "working" | "complete" | "failed" | "cancelled"
 /** The agent has the task: it was offered it and has not finished or lost it. */
@@ -46,8 +44,10 @@ export interface HubTask {
   /** Pending only: not offered before this time (after a rejection). */
   readonly retry_at: number | undefined
   readonly rejections: number
+  /** The agent that rejected it last: offered to others first. */
+  readonly rejected_by: string | undefined
 }
-export type TaskView = Omit<HubTask, "retry_at" | "rejections">
+export type TaskView = Omit<HubTask, "retry_at" | "rejections" | "rejected_by">
 
 export interface HubAgent {
   readonly agent_id: string
@@ -58,10 +58,8 @@ export interface HubAgent {
   readonly conn: number
   readonly connected_at: number
   readonly last_seen: number
-  /** It rejected a task as `busy`/`shutting_down`: offer it nothing until one of its tasks ends or it reconnects. */
-  readonly saturated: boolean
 }
-export interface AgentView extends Omit<HubAgent, "conn" | "saturated"> {
+export interface AgentView extends Omit<HubAgent, "conn"> {
   /** The hub's view: `busy` while it holds a task. */
   readonly status: "idle" | "busy"
   readonly tasks: number
@@ -92,7 +90,6 @@ export interface Step {
 }
 
 const TIMELINE_MAX = 200
-const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
 
 /**
  * One transition under construction. Maps are copied on first write, so the input state is never mutated and a
@@ -154,17 +151,23 @@ const loadOf = (tasks: ReadonlyMap<string, HubTask>, agentId: string): number =>
   return n
 }
 
+const lessThan = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean => {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!
+  return false
+}
+
 /** Offers every due pending task to an agent that may take it. Called at the end of every transition. */
 export const dispatch = (tx: Tx): void => {
   const loads = new Map<string, number>()
   for (const a of tx.agents.values()) loads.set(a.agent_id, loadOf(tx.tasks, a.agent_id))
   for (const t of [...tx.tasks.values()]) {
     if (t.state !== "pending" || (t.retry_at ?? 0) > tx.now) continue
+    // Order of preference: not the agent that just rejected it, fewest tasks held, connected longest.
+    const rank = (a: HubAgent) => [a.agent_id === t.rejected_by ? 1 : 0, loads.get(a.agent_id)!, a.connected_at] as const
     let best: HubAgent | undefined
     for (const a of tx.agents.values()) {
-      if (a.saturated || (t.agent_id !== undefined && a.agent_id !== t.agent_id)) continue
-      if (best === undefined || loads.get(a.agent_id)! < loads.get(best.agent_id)! ||
-        (loads.get(a.agent_id) === loads.get(best.agent_id) && a.connected_at < best.connected_at)) best = a
+      if (t.agent_id !== undefined && a.agent_id !== t.agent_id) continue
+      if (best === undefined || lessThan(rank(a), rank(best))) best = a
     }
     if (best === undefined) continue
     const generation = t.generation + 1
@@ -175,57 +178,11 @@ export const dispatch = (tx: Tx): void => {
   }
 }
 
-/** An agent has room again: it may be offered tasks, and tasks waiting out a rejection delay are offered now. */
-export const freeAgent = (tx: Tx, agentId: string | undefined): void => {
-  const agent = agentId === undefined ? undefined : tx.agents.get(agentId)
-  if (agent?.saturated === true) tx.putAgent({ ...agent, saturated: false })
+/** Some agent has room again (a task ended, an agent connected): tasks waiting out a rejection delay are due now. */
+export const offerWaitingNow = (tx: Tx): void => {
   for (const t of [...tx.tasks.values()]) {
     if (t.state === "pending" && t.retry_at !== undefined) tx.update(t, { retry_at: undefined })
   }
-}
-
-const sameSecret = (a: string, b: string): boolean =>
-  timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest())
-
-/** `identify` on connection `conn` (the first frame, or a repeat on the same connection). */
-export const identify = (tx: Tx, conn: number, msg: Identify): void => {
-  const { token } = tx.settings
-  if (token !== undefined && (msg.token === undefined || !sameSecret(msg.token, token))) {
-    tx.log("warn", `connection #${conn} (agent "${msg.agent_id.slice(0, 64)}") refused: invalid token`)
-    tx.send(conn, { type: "error", error: "auth_failed: invalid token" })
-    return tx.close(conn, 4001, "auth_failed")
-  }
-  if (!AgentIdPattern.test(msg.agent_id)) {
-    tx.send(conn, { type: "error", error: "identify_failed: agent_id must match [A-Za-z0-9._-]{1,64}" })
-    return tx.close(conn, 1008, "identify_failed")
-  }
-  const previous = tx.agents.get(msg.agent_id)
-  if (previous !== undefined && previous.conn !== conn) {
-    // The newest connection wins: a restarted sidecar must not wait for its old socket to time out.
-    tx.log("info", `agent ${msg.agent_id}: connection #${previous.conn} replaced by #${conn}`)
-    tx.deleteConn(previous.conn)
-    tx.close(previous.conn, 4000, "replaced by a newer connection")
-  }
-  tx.putConn(conn, msg.agent_id)
-  tx.putAgent({
-    agent_id: msg.agent_id,
-    name: msg.name ?? msg.agent_id,
-    reported_status: msg.status ?? "idle",
-    capabilities: msg.capabilities ?? [],
-    client_type: msg.client_type,
-    conn,
-    connected_at: previous?.conn === conn ? previous.connected_at : tx.now,
-    last_seen: tx.now,
-    saturated: false
-  })
-  for (const t of [...tx.tasks.values()]) {
-    if (t.agent === msg.agent_id && isHeld(t.state) && t.agent_disconnected_at !== undefined) {
-      tx.update(t, { agent_disconnected_at: undefined }, "agent_reconnected")
-    }
-  }
-  if (previous === undefined) tx.log("info", `agent ${msg.agent_id} identified (connection #${conn})`)
-  tx.send(conn, { type: "identified", agent_id: msg.agent_id })
-  freeAgent(tx, msg.agent_id)
 }
 
 /** A connection closed. Its agent's tasks stay with it for the grace period. */
@@ -271,7 +228,7 @@ export const newTask = (taskId: string, input: TaskInput, now: number, first: Ti
   task_id: taskId, description: input.description, metadata: input.metadata ?? {}, agent_id: input.agent_id,
   state: "pending", agent: undefined, generation: 0, assigned_at: undefined, agent_disconnected_at: undefined,
   result: undefined, reason: undefined, progress: undefined, progress_message: undefined,
-  created_at: now, updated_at: now, retry_at: undefined, rejections: 0, timeline: [first]
+  created_at: now, updated_at: now, retry_at: undefined, rejections: 0, rejected_by: undefined, timeline: [first]
 })
 
 export const submit = (state: HubState, taskId: string, input: TaskInput, now: number, settings: Settings): Step => {
@@ -294,17 +251,17 @@ export const cancel = (state: HubState, taskId: string, now: number, settings: S
   const agent = holder === undefined ? undefined : tx.agents.get(holder)
   // A holder that is away learns of it when it sends task_recovering (answered task_cancelled).
   if (agent !== undefined) tx.send(agent.conn, { type: "task_cancelled", task_id: taskId })
-  if (holder !== undefined) freeAgent(tx, holder)
+  if (holder !== undefined) offerWaitingNow(tx)
   dispatch(tx)
   return Result.succeed(tx.done())
 }
 
 export const taskView = (t: HubTask): TaskView => {
-  const { retry_at: _retry, rejections: _rejections, ...view } = t
+  const { retry_at: _retry, rejections: _rejections, rejected_by: _by, ...view } = t
   return view
 }
 export const agentView = (a: HubAgent, tasks: ReadonlyMap<string, HubTask>): AgentView => {
-  const { conn: _conn, saturated: _saturated, ...view } = a
+  const { conn: _conn, ...view } = a
   const load = loadOf(tasks, a.agent_id)
   return { ...view, status: load > 0 ? "busy" : "idle", tasks: load }
 }
