@@ -2,6 +2,7 @@
  * The agent file protocol (SPEC §4): which file names mean what, and how a result file's text is judged.
  * Pure; the watching and the I/O are in `services/ResultWatcher.ts`.
  */
+import { exceedsDepth, MAX_JSON_DEPTH } from "./JsonLimits.ts"
 import { isValidTaskId } from "./Task.ts"
 
 export type AgentFileKind = "started" | "result" | "progress"
@@ -47,6 +48,7 @@ export const judgeResult = (text: string): ResultVerdict => {
     return { outcome: "unparseable", detail: e instanceof Error ? e.message : String(e) }
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) return { outcome: "unparseable", detail: "not a JSON object" }
+  if (exceedsDepth(json)) return { outcome: "unparseable", detail: `nests deeper than ${MAX_JSON_DEPTH} levels` }
   const result = json as Record<string, unknown>
   if (result["status"] === "success") return { outcome: "success", result }
   const why = result["reason"] ?? result["error"]

@@ -3,12 +3,13 @@
  * outbox of terminal reports (SPEC §5, §6). Pure data and pure functions: no I/O, no clock.
  */
 import { Option, Result, Schema } from "effect"
+import { exceedsDepth, MAX_JSON_DEPTH } from "./JsonLimits.ts"
 
 const TaskIdPattern = /^[A-Za-z0-9._-]{1,128}$/
 /** A task id names files, so it is restricted (SPEC §3): no separators, no `.`/`..`, no control bytes. */
 export const isValidTaskId = (id: string): boolean => TaskIdPattern.test(id) && id !== "." && id !== ".."
 /** Printable ids are answered `invalid_task`; the rest (control bytes, huge) are dropped without an answer. */
-export const isPrintableId = (id: string): boolean => id.length <= 256 && /^[\x20-\x7e]*$/.test(id)
+export const isPrintableId = (id: string): boolean => id.length <= 1024 && /^[\x20-\x7e]*$/.test(id)
 
 export const TaskStatus = Schema.Literals(["accepted", "waking", "waking_confirmation", "working", "reporting", "recovering"])
 export type TaskStatus = typeof TaskStatus.Type
@@ -70,6 +71,7 @@ export const validateAssignment = (
   if (generation !== undefined && (typeof generation !== "number" || !Number.isFinite(generation))) {
     return Result.fail({ reason: "generation is not a number" })
   }
+  if (exceedsDepth(fields)) return Result.fail({ reason: `task nests deeper than ${MAX_JSON_DEPTH} levels` })
   const { type: _type, protocol_version: _pv, ...assignment } = fields
   return Result.succeed({
     description: description ?? "",

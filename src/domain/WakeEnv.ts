@@ -39,9 +39,9 @@ export const agentBaseEnv = (env: Readonly<Record<string, string | undefined>>):
   return out
 }
 
-/** Substitutes placeholders inside one argument of an array command (no shell involved). */
-export const substituteArgument = (arg: string, request: WakeRequest): string =>
-  arg
-    .replaceAll("${TASK_ID}", request.taskId)
-    .replaceAll("${TASK_DESCRIPTION}", request.description)
-    .replaceAll("${TASK_JSON}", request.taskJson)
+/** Substitutes placeholders inside one argument of an array command (no shell involved). One pass, with a
+ *  replacer function: task text that itself looks like `${TASK_JSON}` or `$&` is inserted verbatim. */
+export const substituteArgument = (arg: string, request: WakeRequest): string => {
+  const values: Record<string, string> = { TASK_ID: request.taskId, TASK_DESCRIPTION: request.description, TASK_JSON: request.taskJson }
+  return arg.replace(/\$\{(TASK_ID|TASK_DESCRIPTION|TASK_JSON)\}/g, (_, name: string) => values[name]!)
+}

@@ -137,7 +137,9 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
         const watcher = watch(dir, {
           depth: 0,
           ignoreInitial: false, // files already there are reported too
-          ignored: (p, stats) => p !== dir && ((stats !== undefined && !stats.isFile()) || classifyFile(path.basename(p)) === undefined)
+          // symlinks are reported as themselves (never followed), so a planted one becomes an invalid result
+          followSymlinks: false,
+          ignored: (p, stats) => p !== dir && ((stats?.isDirectory() ?? false) || classifyFile(path.basename(p)) === undefined)
         })
         const offer = (p: string) => { Queue.offerUnsafe(names, path.basename(p)) }
         watcher.on("add", offer)

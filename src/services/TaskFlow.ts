@@ -8,7 +8,7 @@
  * persisted, and only then made visible to the hub or the agent. Per-task fibers live in a `FiberMap`, so
  * cancel and shutdown interrupt them (and with them any running wake command's process group).
  */
-import { Clock, Context, Deferred, Effect, Fiber, FiberMap, Layer, Option, Ref, Result, Schema, Semaphore, Stream, SubscriptionRef } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Fiber, FiberMap, Layer, Option, Ref, Result, Schema, Semaphore, Stream, SubscriptionRef } from "effect"
 import type { AgentEvent } from "./ResultWatcher.ts"
 import { ResultWatcher } from "./ResultWatcher.ts"
 import { HubClient } from "./HubClient.ts"
@@ -37,6 +37,16 @@ interface Signals {
 type Answer = { readonly kind: "ack" } | { readonly kind: "refused"; readonly error: string }
 
 class WakeAttemptFailed extends Schema.TaggedError<WakeAttemptFailed>()("WakeAttemptFailed", { attempt: Schema.Number }) {}
+
+/** SPEC §6.6: nothing a hub or an agent sends may stop the daemon. A failure or even a defect (a bug) while
+ *  handling one message is logged and the next message is handled; only interruption passes through. */
+const survive = (what: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<void, never, R> =>
+  effect.pipe(
+    Effect.asVoid,
+    Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause)
+      ? Effect.failCause(cause as Cause.Cause<never>)
+      : Effect.logError(`${what} failed; carrying on`, { cause: Cause.pretty(cause) }))
+  )
 
 export class TaskFlow extends Context.Service<TaskFlow, {
   onHub(message: HubMessage): Effect.Effect<void>
@@ -433,7 +443,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
         signals.delete(id)
       }
     }).pipe(
-      Effect.catch((error) => Effect.logError("handling an agent file failed", { error: String(error) })),
+      survive("handling an agent file"),
       Effect.annotateLogs({ task_id: event.taskId })
     )
 
@@ -458,7 +468,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
 
     return TaskFlow.of({
       onHub: (m) => onHub(m).pipe(
-        Effect.catch((error) => Effect.logError("handling a hub message failed", { type: m.type, error: String(error) })),
+        survive(`handling a ${m.type} message`),
         Effect.annotateLogs({ service: "TaskFlow" })
       ),
       onFile,
