@@ -3,7 +3,9 @@
  * passes through the secret scrubber, so the token cannot reach a log even if some code logged it.
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { Layer, Logger, References } from "effect"
+import { Effect, Layer, Logger, References } from "effect"
+import * as NodePath from "node:path"
+import { ensureDirectory } from "../platform/atomicWrite.ts"
 import type { Settings } from "../domain/Config.ts"
 import { redactText } from "../domain/Redact.ts"
 
@@ -14,7 +16,9 @@ export const LoggingLayer = (settings: Pick<Settings, "logLevel" | "logFile" | "
   const stdout = Logger.formatLogFmt.pipe(Logger.map(scrub), Logger.withConsoleLog)
   const file = settings.logFile === undefined
     ? []
-    : [Logger.toFile(Logger.formatJson.pipe(Logger.map(scrub)), settings.logFile, { flag: "a", mode: 0o600 })]
+    : [ensureDirectory(NodePath.dirname(settings.logFile)).pipe(
+      Effect.andThen(Logger.toFile(Logger.formatJson.pipe(Logger.map(scrub)), settings.logFile, { flag: "a", mode: 0o600 }))
+    )]
   return Layer.mergeAll(
     Logger.layer([stdout, ...file]),
     Layer.succeed(References.MinimumLogLevel, minimumLevel[settings.logLevel])

@@ -25,6 +25,8 @@ export interface WakeOutcome {
 }
 
 const TAIL_BYTES = 2048
+// Kept raw before redaction, so a secret straddling the tail's edge is still whole when it is scrubbed.
+const RAW_TAIL_BYTES = 4 * TAIL_BYTES
 
 export class Waker extends Context.Service<Waker, {
   /** false: there is nothing to run (no `wake_command`); the agent starts by itself (self-start mode). */
@@ -62,7 +64,7 @@ export class Waker extends Context.Service<Waker, {
         yield* handle.stdout.pipe(Stream.runDrain, Effect.ignore, Effect.forkScoped)
         const reader = yield* handle.stderr.pipe(
           Stream.decodeText(),
-          Stream.runForEach((chunk) => Ref.update(tail, (t) => (t + chunk).slice(-TAIL_BYTES))),
+          Stream.runForEach((chunk) => Ref.update(tail, (t) => (t + chunk).slice(-RAW_TAIL_BYTES))),
           Effect.ignore,
           Effect.forkScoped
         )
@@ -76,7 +78,7 @@ export class Waker extends Context.Service<Waker, {
         if (code === 0) yield* handle.unref
         return code === 0 ? { status: "success", exitCode: 0 } as const : { status: "failed", exitCode: code, error: `exit code ${code}` } as const
       })).pipe(Effect.catch((e) => Effect.succeed({ status: "failed", error: `could not start: ${e.message}` } as const)))
-      return { ...outcome, stderrTail: redactText(yield* Ref.get(tail), config.secrets) } satisfies WakeOutcome
+      return { ...outcome, stderrTail: redactText(yield* Ref.get(tail), config.secrets).slice(-TAIL_BYTES) } satisfies WakeOutcome
     })
     return Waker.of({ wakes: command !== undefined, wake })
   }))

@@ -11,7 +11,7 @@ describe("the daemon as a process", () => {
   it.live("identifies, survives the hub restarting, and on SIGTERM closes with 1000 and exits 0 within 5 s", () => Effect.gen(function*() {
     const hub = yield* makeFakeHub()
     const dir = yield* tempDir
-    const config = writeConfig(dir, { hub_url: hub.url, ...fastHub })
+    const config = writeConfig(dir, { hub_url: hub.url, log_file: "./logs/sidecar.log", ...fastHub })
     const daemon = yield* startDaemon(["run", "--config", config])
     const identify = yield* hub.waitFor((f) => f.type === "identify")
     assert.strictEqual(identify["token"], "secret-token-123")
@@ -29,6 +29,12 @@ describe("the daemon as a process", () => {
     assert.include(hub.closeCodes, 1000)
     assert.notInclude(daemon.output(), "secret-token-123", "the token never reaches stdout")
     assert.isFalse(NFS.existsSync(`${dir}/queue.json.lock`), "lock released")
+    // the log folder is created (0700), the log is JSON lines (0600) without the token
+    assert.strictEqual(NFS.statSync(`${dir}/logs`).mode & 0o777, 0o700)
+    assert.strictEqual(NFS.statSync(`${dir}/logs/sidecar.log`).mode & 0o777, 0o600)
+    const log = NFS.readFileSync(`${dir}/logs/sidecar.log`, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { message: unknown })
+    assert.isTrue(log.some((l) => JSON.stringify(l.message).includes("identified by the hub")))
+    assert.notInclude(JSON.stringify(log), "secret-token-123")
   }))
 
   it.live("a second daemon on the same state exits 75 naming the holder; a stale lock is taken over", () => Effect.gen(function*() {
