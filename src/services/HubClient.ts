@@ -51,6 +51,8 @@ export class HubClient extends Context.Service<HubClient, {
     const status = yield* Ref.make<"idle" | "busy">("idle")
     const state = yield* SubscriptionRef.make<ConnectionState>({ status: "connecting", session: 0, since: yield* Clock.currentTimeMillis })
     const closing = yield* Deferred.make<void>()
+    // The identified connection's writer, for sending without a hop through the queue when nothing is queued.
+    let direct: ((frame: string) => Effect.Effect<void, unknown>) | undefined
     const setState = (s: Omit<ConnectionState, "since">) =>
       Effect.flatMap(Clock.currentTimeMillis, (since) => SubscriptionRef.set(state, { ...s, since }))
 
@@ -109,6 +111,7 @@ export class HubClient extends Context.Service<HubClient, {
       const readLoop = Effect.forever(Effect.flatMap(reader.pull, (batch) => Effect.forEach(batch, onFrame, { discard: true })))
 
       const writeLoop = Deferred.await(identified).pipe(
+        Effect.andThen(Effect.acquireRelease(Effect.sync(() => { direct = write }), () => Effect.sync(() => { direct = undefined }))),
         Effect.andThen(Effect.forever(Effect.gen(function*() {
           const message = yield* Queue.take(outbound)
           yield* write(encodeOutbound(message)).pipe(Effect.tapError(() => Queue.offer(outbound, message)))
@@ -165,7 +168,13 @@ export class HubClient extends Context.Service<HubClient, {
 
     return HubClient.of({
       messages: Stream.fromQueue(inbound),
-      send: (message) => Queue.offer(outbound, message).pipe(Effect.asVoid),
+      send: (message) => Effect.suspend(() => {
+        const writeNow = direct
+        // order is kept: the direct path is only taken when nothing is waiting in the queue
+        return writeNow !== undefined && Queue.sizeUnsafe(outbound) === 0
+          ? writeNow(encodeOutbound(message)).pipe(Effect.catch(() => Queue.offer(outbound, message)), Effect.asVoid)
+          : Queue.offer(outbound, message).pipe(Effect.asVoid)
+      }),
       state: SubscriptionRef.get(state),
       changes: SubscriptionRef.changes(state),
       setStatus: (s) => Ref.set(status, s),

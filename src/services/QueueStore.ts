@@ -70,10 +70,16 @@ export class QueueStore extends Context.Service<QueueStore, {
       Effect.withSpan("QueueStore.load")
     )
 
+    // The folder is made once here, not on every save (a save is on the accept path); if someone removes it
+    // later, the save that finds it missing makes it again.
+    yield* ensureDirectory(path.dirname(queuePath)).pipe(provide, Effect.ignore)
+    // Kept open for the store's life, so each save fsyncs the folder without opening it again.
+    const directory = yield* fs.open(path.dirname(queuePath), { flag: "r" }).pipe(Effect.option)
     const save = Effect.fn("QueueStore.save")(
       function*(queue: QueueFile) {
-        yield* ensureDirectory(path.dirname(queuePath)).pipe(provide)
-        yield* writeAtomic(queuePath, encodeQueue(queue)).pipe(provide, withPath)
+        const write = writeAtomic(queuePath, encodeQueue(queue), Option.isSome(directory) ? { directory: directory.value } : {}).pipe(provide, withPath)
+        yield* write.pipe(Effect.catchReason("PlatformError", "NotFound", () =>
+          ensureDirectory(path.dirname(queuePath)).pipe(Effect.andThen(writeAtomic(queuePath, encodeQueue(queue))), provide, withPath)))
       },
       Effect.mapError((cause) => new QueueStoreError({ op: "save", path: queuePath, cause }))
     )

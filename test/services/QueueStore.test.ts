@@ -37,11 +37,11 @@ describe("QueueStore (real files)", () => {
     )
     const dirName = dir.split("/").pop()!
     assert.deepStrictEqual(calls, [
+      `open ${dirName} r`, // the folder is opened once, when the store starts
       "open .queue.json.TMP wx",
       "write .queue.json.TMP",
       "fsync .queue.json.TMP",
       "rename .queue.json.TMP -> queue.json",
-      `open ${dirName} r`,
       `fsync ${dirName}`
     ])
     assert.strictEqual(NFS.statSync(`${dir}/queue.json`).mode & 0o777, 0o600)
