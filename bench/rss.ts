@@ -30,7 +30,8 @@ const statusField = (pid: number, field: string): number => {
   return Number(line.replace(/\D+/g, "")) / 1024 // kB → MB
 }
 
-export const idleRss = async (hub: BenchHub, dir: string, idleMs: number): Promise<RssResult> => {
+/** `fromSource`: run the TypeScript sources instead of the bundle `npm ci` builds (see bin/agent-sidecar.js). */
+export const idleRss = async (hub: BenchHub, dir: string, idleMs: number, fromSource = false): Promise<RssResult> => {
   NFS.mkdirSync(dir, { recursive: true })
   const config = NPath.join(dir, "config.json")
   NFS.writeFileSync(config, JSON.stringify({
@@ -39,7 +40,8 @@ export const idleRss = async (hub: BenchHub, dir: string, idleMs: number): Promi
   }, null, 2), { mode: 0o600 })
   const mark = hub.mark()
   const started = performance.now()
-  const child = spawn(process.execPath, [BIN, "run", "--config", config], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] })
+  const env = { ...process.env, AGENT_SIDECAR_FROM_SOURCE: fromSource ? "1" : "0" }
+  const child = spawn(process.execPath, [BIN, "run", "--config", config], { cwd: dir, env, stdio: ["ignore", "ignore", "pipe"] })
   let stderr = ""
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => { stderr = (stderr + chunk).slice(-4000) })
   const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>

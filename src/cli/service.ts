@@ -41,7 +41,7 @@ export const serviceCommand = Command.make("service").pipe(
       const absolute = path.resolve(config)
       const unit = unitFile({
         node: process.execPath,
-        bin: path.resolve(import.meta.dirname, "../../bin/agent-sidecar.js"),
+        bin: path.resolve(process.argv[1] ?? "agent-sidecar"), // the bin script that is running now
         config: absolute,
         workingDirectory: path.dirname(absolute),
         user
