@@ -33,6 +33,10 @@ export interface FakeHub {
   readonly options: { -readonly [K in keyof FakeHubOptions]-?: boolean }
   /** Sends raw text (or an object as JSON) to every connected sidecar. */
   send(frame: string | Record<string, unknown>): void
+  /** Sends a binary WebSocket frame to every connected sidecar. */
+  sendBinary(bytes: Uint8Array): void
+  /** Sends these bytes as a *text* frame, unchecked (e.g. invalid UTF-8). */
+  sendRawText(bytes: Uint8Array): void
   /** Waits for the n-th (1-based) frame matching `predicate`. */
   waitFor(predicate: (f: HubFrame) => boolean, options?: { readonly count?: number; readonly timeoutMs?: number }): Effect.Effect<HubFrame, Error>
   count(predicate: (f: HubFrame) => boolean): number
@@ -122,6 +126,8 @@ export const makeFakeHub = (options: FakeHubOptions = {}): Effect.Effect<FakeHub
       const text = typeof frame === "string" ? frame : JSON.stringify(frame)
       for (const ws of sockets) ws.send(text)
     },
+    sendBinary: (bytes) => { for (const ws of sockets) ws.send(bytes, { binary: true }) },
+    sendRawText: (bytes) => { for (const ws of sockets) ws.send(bytes, { binary: false }) },
     waitFor,
     count,
     stop,
