@@ -5,7 +5,7 @@
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Runtime } from "effect"
-import { Command } from "effect/cli"
+import { CliError, Command, Flag } from "effect/cli"
 import { reportCommand } from "./cli/report.ts"
 import { runCommand } from "./cli/run.ts"
 import { drainCommand, taskCommand } from "./cli/control.ts"
@@ -18,6 +18,9 @@ import { VERSION } from "./version.ts"
 import { exitOnSecondSignal } from "./platform/signals.ts"
 
 export const cli = Command.make("agent-sidecar").pipe(
+  Command.withSharedFlags({
+    verbose: Flag.Boolean("verbose").pipe(Flag.withDescription("On errors, print the full cause (stack traces) too"), Flag.withDefault(false))
+  }),
   Command.withDescription("Bridges an AI coding agent to a task hub: takes tasks over WebSocket, wakes the agent, reports results"),
   Command.withSubcommands([runCommand, statusCommand, reportCommand, hub, devCommand, doctorCommand, taskCommand, drainCommand, serviceCommand])
 )
@@ -38,6 +41,8 @@ const main = Command.run(cli, { version: VERSION }).pipe(
   Effect.tapCause((cause) => {
     if (Cause.hasInterruptsOnly(cause)) return Effect.void
     const error = Cause.squash(cause)
+    // the CLI module has already printed usage errors together with the help text
+    if (CliError.isCliError(error)) return Effect.void
     const line = error instanceof Error ? error.message : String(error)
     return Console.error(verbose ? Cause.pretty(cause) : `agent-sidecar: ${line.length > 0 ? line : String(error)}`)
   }),

@@ -55,4 +55,4 @@ export const run = (settings: Settings, options: RunOptions = {}) =>
       ? flow.awaitSettled(1).pipe(Effect.andThen(Effect.logInfo("--once: one task reported and acknowledged; exiting")))
       : Effect.never
     yield* Effect.raceFirst(once, awaitSignal("SIGUSR2").pipe(Effect.andThen(drain)))
-  }).pipe(Effect.provide(SidecarLive(settings)))
+  }).pipe(Effect.provide(SidecarLive(settings)), Effect.annotateLogs({ agent_id: settings.agentId }))
