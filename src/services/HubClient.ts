@@ -25,6 +25,15 @@ export interface ConnectionState {
   readonly retryInMs?: number
 }
 
+/** "An error occurred during Open" alone helps nobody: add the underlying reason (ECONNREFUSED, 401, …). */
+const describeSocketError = (e: Socket.SocketError): string => {
+  const cause: unknown = "cause" in e.reason ? e.reason.cause : undefined
+  const inner = typeof cause === "object" && cause !== null
+    ? ((cause as { error?: { message?: unknown } }).error?.message ?? (cause as { message?: unknown }).message)
+    : cause
+  return typeof inner === "string" && inner !== "" && inner !== e.message ? `${e.message}: ${inner}` : e.message
+}
+
 export class HeartbeatTimeout extends Schema.TaggedError<HeartbeatTimeout>()("HeartbeatTimeout", { timeoutMs: Schema.Number }) {
   override get message() {
     return `no pong within ${this.timeoutMs} ms`
@@ -66,7 +75,7 @@ export class HubClient extends Context.Service<HubClient, {
         ),
         { openTimeout: Duration.seconds(10) }
       ).pipe(Effect.provideService(Socket.WebSocketConstructor, makeSocket))
-      const reader = yield* socket.reader.pipe(Effect.mapError((e) => e.message))
+      const reader = yield* socket.reader.pipe(Effect.mapError(describeSocketError))
       const { write } = yield* socket.writer
       yield* setState({ status: "connected", session })
       const identified = yield* Deferred.make<void>()
