@@ -13,7 +13,7 @@ import { Socket } from "effect/socket"
 import { decodeFrame, describeRejection, encodeOutbound, type HubMessage, type Outbound } from "../domain/Protocol.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 
-export type ConnectionStatus = "connecting" | "connected" | "identified" | "disconnected" | "closed"
+export type ConnectionStatus = "connecting" | "connected" | "identified" | "disconnected"
 
 export interface ConnectionState {
   readonly status: ConnectionStatus
@@ -49,8 +49,6 @@ export class HubClient extends Context.Service<HubClient, {
   readonly changes: Stream.Stream<ConnectionState>
   /** The `status` to put in the next `identify`. */
   setStatus(status: "idle" | "busy"): Effect.Effect<void>
-  /** Closes the connection with code 1000 and stops reconnecting (graceful shutdown). */
-  readonly close: Effect.Effect<void>
 }>()("agent-sidecar/HubClient") {
   static readonly layer = Layer.effect(HubClient, Effect.gen(function*() {
     const config = yield* SidecarConfig
@@ -59,7 +57,6 @@ export class HubClient extends Context.Service<HubClient, {
     const outbound = yield* Queue.unbounded<Outbound>()
     const status = yield* Ref.make<"idle" | "busy">("idle")
     const state = yield* SubscriptionRef.make<ConnectionState>({ status: "connecting", session: 0, since: yield* Clock.currentTimeMillis })
-    const closing = yield* Deferred.make<void>()
     // The identified connection's writer, for sending without a hop through the queue when nothing is queued.
     let direct: ((frame: string) => Effect.Effect<void, unknown>) | undefined
     const setState = (s: Omit<ConnectionState, "since">) =>
@@ -139,7 +136,6 @@ export class HubClient extends Context.Service<HubClient, {
       })
 
       const result = yield* Effect.all([readLoop, writeLoop, heartbeat], { concurrency: "unbounded", discard: true }).pipe(
-        Effect.raceFirst(Deferred.await(closing)),
         Effect.result
       )
       const wasIdentified = yield* Deferred.isDone(identified)
@@ -166,11 +162,8 @@ export class HubClient extends Context.Service<HubClient, {
       let session = 0
       // A connection that was identified and then dropped returns normally, and the outer loop starts a fresh
       // backoff schedule: that is the "reset once identified" of SPEC §2.
-      yield* Effect.suspend(() => connection(++session)).pipe(
-        Effect.retry(reconnect),
-        Effect.repeat({ until: () => Deferred.isDoneUnsafe(closing) })
-      )
-      yield* setState({ status: "closed", session })
+      // Closing the layer's scope interrupts this loop, which closes the open socket with 1000.
+      return yield* Effect.suspend(() => connection(++session)).pipe(Effect.retry(reconnect), Effect.forever)
     }).pipe(Effect.annotateLogs({ service: "HubClient" }))
 
     yield* Effect.forkScoped(sessions)
@@ -186,8 +179,7 @@ export class HubClient extends Context.Service<HubClient, {
       }),
       state: SubscriptionRef.get(state),
       changes: SubscriptionRef.changes(state),
-      setStatus: (s) => Ref.set(status, s),
-      close: Deferred.succeed(closing, undefined).pipe(Effect.asVoid)
+      setStatus: (s) => Ref.set(status, s)
     })
   }))
 }
@@ -236,8 +228,7 @@ export const layerHubClientMemory = Layer.effectContext(Effect.gen(function*() {
     }),
     state: SubscriptionRef.get(state),
     changes: SubscriptionRef.changes(state),
-    setStatus: () => Effect.void,
-    close: set("closed")
+    setStatus: () => Effect.void
   })
   return Context.make(HubClient, client).pipe(Context.add(HubClientMemory, control))
 }))

@@ -158,8 +158,6 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       if (dropped) yield* SubscriptionRef.update(settledCount, (n) => n + 1)
     })
 
-    const toMessage = (report: Report) => report
-
     /** Sends the outbox one report at a time; the next goes when the hub answered the one in flight. */
     const outboxLoop = Effect.gen(function*() {
       const q = yield* SubscriptionRef.get(state)
@@ -175,7 +173,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       const session = Option.getOrThrow(identified).session
       const answer = yield* Deferred.make<Answer>()
       yield* Ref.set(inFlight, Option.some({ taskId: report.task_id, answer }))
-      yield* hub.send(toMessage(report))
+      yield* hub.send(report)
       const outcome = yield* Effect.raceAll([
         Deferred.await(answer),
         Effect.sleep(REPORT_ANSWER_TIMEOUT_MS).pipe(Effect.as("timeout" as const)),
