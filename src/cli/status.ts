@@ -20,7 +20,11 @@ export const formatStatus = (q: QueueFile, now: number, source: string): string 
   for (const t of q.tasks) {
     const last = t.last_status !== undefined ? ` (was ${t.last_status})` : ""
     lines.push(``, `${t.task_id}  ${t.status}${last}  accepted ${ago(now, t.accepted_at)}  ${JSON.stringify(t.description.slice(0, 60))}`)
-    for (const e of t.timeline.slice(-8)) lines.push(`    ${new Date(e.at).toISOString()}  ${e.event}${e.detail !== undefined ? `  ${e.detail}` : ""}`)
+    // each entry with the time since the task was accepted, so durations read straight off
+    for (const e of t.timeline.slice(-12)) {
+      const since = `+${((e.at - t.accepted_at) / 1000).toFixed(1)}s`.padStart(9)
+      lines.push(`    ${new Date(e.at).toISOString()} ${since}  ${e.event}${e.detail !== undefined ? `  ${e.detail}` : ""}`)
+    }
   }
   return lines.join("\n")
 }
