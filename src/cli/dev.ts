@@ -2,7 +2,7 @@
  * `agent-sidecar dev`: a development hub, a sidecar and an example agent in one process, zero config. State
  * lives in a fresh temp folder; the hub's state is in memory. Meant for a first look, not for production.
  */
-import { Console, Effect, FileSystem, Layer, Random } from "effect"
+import { Console, Effect, FileSystem, Layer, Random, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as NodeOs from "node:os"
 import { defaultSettings } from "../domain/Config.ts"
@@ -11,7 +11,6 @@ import { DevHub } from "../hub/DevHub.ts"
 import { LoggingLayer } from "../layers/Logging.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { SidecarWithWaker } from "../program.ts"
-import { Redacted } from "effect"
 
 export const devCommand = Command.make("dev", {
   port: Flag.Int("port").pipe(Flag.withDescription("Port of the dev hub's page and API on 127.0.0.1"), Flag.withDefault(8787))

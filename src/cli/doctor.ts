@@ -11,7 +11,7 @@ import type { Settings } from "../domain/Config.ts"
 import { decodeFrame, encodeOutbound } from "../domain/Protocol.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { writeAtomic } from "../platform/atomicWrite.ts"
-import { lockPathFor } from "../services/StateLock.ts"
+import { isRunning, lockPathFor } from "../services/StateLock.ts"
 import { CliError, configFlag, loadConfig } from "./shared.ts"
 
 interface Check {
@@ -111,14 +111,7 @@ const checkLock = (s: Settings): Check => {
     return ok("state lock", `${lock} is free`)
   }
   const pid = Number.parseInt(text.trim(), 10)
-  let alive = false
-  try {
-    process.kill(pid, 0)
-    alive = true
-  } catch (e) {
-    alive = (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-  return alive
+  return Number.isInteger(pid) && pid > 0 && isRunning(pid)
     ? fail("state lock", `held by running pid ${pid}`, "a sidecar is already running on this state: stop it, or give this one its own queue_path")
     : ok("state lock", `stale lock of dead pid ${pid}; the daemon will take it over`)
 }

@@ -4,11 +4,10 @@
  * accepts the earlier sidecar's `{"active", "recovering"}` layout, and moves a corrupt file aside instead of
  * crash-looping on it. It stores whole snapshots; deciding what goes in them is TaskFlow's job.
  */
-import { Clock, Context, Effect, FileSystem, Layer, Option, Ref, Schema } from "effect"
+import { Clock, Context, Effect, FileSystem, Layer, Option, Path, Ref, Schema } from "effect"
 import { emptyQueue, fromLegacy, QueueFile } from "../domain/Task.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
-import { Path } from "effect"
 
 export class QueueStoreError extends Schema.TaggedError<QueueStoreError>()("QueueStoreError", {
   op: Schema.Literals(["load", "save"]),

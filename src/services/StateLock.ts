@@ -29,12 +29,12 @@ export class StateLockError extends Schema.TaggedError<StateLockError>()("StateL
 
 export const lockPathFor = (queuePath: string) => `${queuePath}.lock`
 
-const isRunning = (pid: number): boolean => {
+/** Whether a process with this pid exists (EPERM: it exists but belongs to someone else). */
+export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true
   } catch (e) {
-    // EPERM: it exists but belongs to someone else
     return (e as NodeJS.ErrnoException).code === "EPERM"
   }
 }
