@@ -5,6 +5,15 @@
 import { exceedsDepth, MAX_JSON_DEPTH } from "./JsonLimits.ts"
 import { isValidTaskId } from "./Task.ts"
 
+/** What the agent's files say, as events (`services/ResultWatcher.ts` turns file changes into these). */
+export type AgentEvent =
+  | { readonly _tag: "Started"; readonly taskId: string }
+  | { readonly _tag: "Progress"; readonly taskId: string; readonly percent?: number; readonly message?: string }
+  | { readonly _tag: "Succeeded"; readonly taskId: string; readonly result: Record<string, unknown> }
+  | { readonly _tag: "Failed"; readonly taskId: string; readonly reason: string }
+  /** Unparseable, too large or not a regular file: `reason` starts with `result_parse_error:`. */
+  | { readonly _tag: "Invalid"; readonly taskId: string; readonly reason: string }
+
 export type AgentFileKind = "started" | "result" | "progress"
 
 export interface TaskFiles {

@@ -6,8 +6,9 @@ import { Option, Result, Schema } from "effect"
 import { exceedsDepth, MAX_JSON_DEPTH } from "./JsonLimits.ts"
 
 const TaskIdPattern = /^[A-Za-z0-9._-]{1,128}$/
-/** A task id names files, so it is restricted (SPEC §3): no separators, no `.`/`..`, no control bytes. */
-export const isValidTaskId = (id: string): boolean => TaskIdPattern.test(id) && id !== "." && id !== ".."
+/** A task id names files, so it is restricted (SPEC §3): no separators, no control bytes, and no leading `.`
+ *  (dot-names are the agents' temporary files, never watched, so such a task could never be seen to start). */
+export const isValidTaskId = (id: string): boolean => TaskIdPattern.test(id) && !id.startsWith(".")
 /** Printable ids are answered `invalid_task`; the rest (control bytes, huge) are dropped without an answer. */
 export const isPrintableId = (id: string): boolean => id.length <= 1024 && /^[\x20-\x7e]*$/.test(id)
 
@@ -38,9 +39,16 @@ export const TaskRecord = Schema.Struct({
 })
 export type TaskRecord = typeof TaskRecord.Type
 
+/** A terminal report in the outbox. `parked_at`: the hub never answered it; it waits for the operator's resend. */
 export const Report = Schema.Union([
-  Schema.Struct({ type: Schema.Literal("task_complete"), task_id: Schema.String, result: Schema.Unknown, generation: Schema.optionalKey(Schema.Number) }),
-  Schema.Struct({ type: Schema.Literal("task_failed"), task_id: Schema.String, reason: Schema.String, generation: Schema.optionalKey(Schema.Number) })
+  Schema.Struct({
+    type: Schema.Literal("task_complete"), task_id: Schema.String, result: Schema.Unknown,
+    generation: Schema.optionalKey(Schema.Number), parked_at: Schema.optionalKey(Schema.Number)
+  }),
+  Schema.Struct({
+    type: Schema.Literal("task_failed"), task_id: Schema.String, reason: Schema.String,
+    generation: Schema.optionalKey(Schema.Number), parked_at: Schema.optionalKey(Schema.Number)
+  })
 ])
 export type Report = typeof Report.Type
 

@@ -1,6 +1,6 @@
 /**
- * The task state machine (SPEC §5) as a pure transition table. TaskFlow asks `transition` before every
- * persisted step, so an impossible step is a logged bug, never a corrupt queue.
+ * The task state machine (SPEC §5) as a pure transition table. Every status change in the decider goes
+ * through `transition`, so an impossible step is refused (the input is ignored), never a corrupt queue.
  */
 import { Data, Result } from "effect"
 import type { TaskStatus } from "./Task.ts"
@@ -10,9 +10,10 @@ export type TaskEvent =
   | "wake_ok"        // it exited 0: now wait for `.started`
   | "self_start"     // no wake_command: the agent starts itself
   | "started_seen"   // `<id>.started` appeared
-  | "result_seen"    // `<id>.json` appeared (or the task ended otherwise): a report is due
-  | "failed"         // wake exhausted, confirmation/task/idle timeout
-  | "resume"         // task_continue for a recovering task
+  | "ended"          // a result, or a failure the sidecar decided: a report is due
+  | "resume_wake"    // task_continue for a recovering task that was never confirmed woken
+  | "resume_confirm" // … that was woken and not yet confirmed
+  | "resume_work"    // … whose agent had started
 
 export class IllegalTransition extends Data.TaggedError("IllegalTransition")<{ readonly from: TaskStatus; readonly event: TaskEvent }> {
   override get message() {
@@ -21,12 +22,12 @@ export class IllegalTransition extends Data.TaggedError("IllegalTransition")<{ r
 }
 
 const table: { readonly [S in TaskStatus]: Partial<Record<TaskEvent, TaskStatus>> } = {
-  accepted: { wake_started: "waking", self_start: "working", started_seen: "working", result_seen: "reporting", failed: "reporting" },
-  waking: { wake_started: "waking", wake_ok: "waking_confirmation", started_seen: "working", result_seen: "reporting", failed: "reporting" },
-  waking_confirmation: { started_seen: "working", result_seen: "reporting", failed: "reporting" },
-  working: { started_seen: "working", result_seen: "reporting", failed: "reporting" },
+  accepted: { wake_started: "waking", wake_ok: "waking_confirmation", self_start: "working", started_seen: "working", ended: "reporting" },
+  waking: { wake_started: "waking", wake_ok: "waking_confirmation", started_seen: "working", ended: "reporting" },
+  waking_confirmation: { started_seen: "working", ended: "reporting" },
+  working: { started_seen: "working", ended: "reporting" },
   reporting: {},
-  recovering: { result_seen: "reporting", failed: "reporting" }
+  recovering: { resume_wake: "accepted", resume_confirm: "waking_confirmation", resume_work: "working", ended: "reporting" }
 }
 
 export const transition = (from: TaskStatus, event: TaskEvent): Result.Result<TaskStatus, IllegalTransition> => {
@@ -34,12 +35,9 @@ export const transition = (from: TaskStatus, event: TaskEvent): Result.Result<Ta
   return to === undefined ? Result.fail(new IllegalTransition({ from, event })) : Result.succeed(to)
 }
 
-/** Where a `task_continue` resumes a recovering task, given the status it had when the sidecar stopped. */
-export const resumeFrom = (last: TaskStatus | undefined): "wake" | "confirm" | "work" | "report" => {
-  switch (last) {
-    case "waking_confirmation": return "confirm"
-    case "working": return "work"
-    case "reporting": return "report"
-    default: return "wake"
-  }
+/** Where a `task_continue` resumes a recovering task, given the status it had when the sidecar stopped (a
+ *  task that was `reporting` kept its report in the outbox and is never `recovering`). */
+export const resumeFrom = (last: TaskStatus | undefined, started: boolean): "resume_wake" | "resume_confirm" | "resume_work" => {
+  if (started || last === "working") return "resume_work"
+  return last === "waking_confirmation" ? "resume_confirm" : "resume_wake"
 }

@@ -45,6 +45,9 @@ export class HubClient extends Context.Service<HubClient, {
   readonly messages: Stream.Stream<HubMessage>
   /** Queues a message; it goes out on the current or next identified connection. */
   send(message: Outbound): Effect.Effect<void>
+  /** Writes a message on the current identified connection, or drops it (false): nothing waits for a later
+   *  connection, so a frame about a moment that has passed never reaches the hub late. */
+  sendNow(message: Outbound): Effect.Effect<boolean>
   readonly state: Effect.Effect<ConnectionState>
   readonly changes: Stream.Stream<ConnectionState>
   /** The `status` to put in the next `identify`. */
@@ -177,6 +180,12 @@ export class HubClient extends Context.Service<HubClient, {
           ? writeNow(encodeOutbound(message)).pipe(Effect.catch(() => Queue.offer(outbound, message)), Effect.asVoid)
           : Queue.offer(outbound, message).pipe(Effect.asVoid)
       }),
+      sendNow: (message) => Effect.suspend(() => {
+        const writeNow = direct
+        return writeNow === undefined
+          ? Effect.succeed(false)
+          : writeNow(encodeOutbound(message)).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+      }),
       state: SubscriptionRef.get(state),
       changes: SubscriptionRef.changes(state),
       setStatus: (s) => Ref.set(status, s)
@@ -225,6 +234,12 @@ export const layerHubClientMemory = Layer.effectContext(Effect.gen(function*() {
     send: (message) => Effect.gen(function*() {
       yield* Ref.update(pending, (p) => [...p, message])
       if ((yield* SubscriptionRef.get(state)).status === "identified") yield* flush
+    }),
+    sendNow: (message) => Effect.gen(function*() {
+      if ((yield* SubscriptionRef.get(state)).status !== "identified") return false
+      yield* flush
+      yield* Ref.update(sent, (s) => [...s, message])
+      return true
     }),
     state: SubscriptionRef.get(state),
     changes: SubscriptionRef.changes(state),

@@ -13,19 +13,12 @@
  */
 import { watch } from "chokidar"
 import { Clock, Context, Effect, FiberMap, FileSystem, Layer, Option, Path, Queue, Ref, Schema, Stream } from "effect"
-import { classifyFile, judgeResult, parseProgress, type ResultVerdict, taskFileNames } from "../domain/AgentFiles.ts"
+import { type AgentEvent, classifyFile, judgeResult, parseProgress, type ResultVerdict, taskFileNames } from "../domain/AgentFiles.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 
 export const SETTLE_MS = 300
-
-export type AgentEvent =
-  | { readonly _tag: "Started"; readonly taskId: string }
-  | { readonly _tag: "Progress"; readonly taskId: string; readonly percent?: number; readonly message?: string }
-  | { readonly _tag: "Succeeded"; readonly taskId: string; readonly result: Record<string, unknown> }
-  | { readonly _tag: "Failed"; readonly taskId: string; readonly reason: string }
-  /** Unparseable, too large or not a regular file: `reason` starts with `result_parse_error:`. */
-  | { readonly _tag: "Invalid"; readonly taskId: string; readonly reason: string }
+export type { AgentEvent }
 
 const verdictEvent = (taskId: string, verdict: ResultVerdict): AgentEvent =>
   verdict.outcome === "success" ? { _tag: "Succeeded", taskId, result: verdict.result }

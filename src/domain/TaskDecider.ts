@@ -1,0 +1,93 @@
+/**
+ * The whole life of a task as one pure function: `decide(model, input, now, config)` gives the next model and
+ * the commands that carry it out (send a frame, run or stop a phase, write or remove files, log). No I/O, no
+ * clock, no Effect services: the interpreter (`services/TaskFlow.ts`) saves the new queue before it carries
+ * out any command, so nothing is ever sent that the saved state does not imply.
+ *
+ * The rules live in `flow/`: hub messages (`HubInputs.ts`), the agent and the phase clocks
+ * (`AgentInputs.ts`), the outbox (`Reports.ts`); every status change goes through `TaskState.transition`.
+ */
+import { onAgentEvent, onPhase } from "./flow/AgentInputs.ts"
+import { cancel, onHubMessage, onInspected, onLink } from "./flow/HubInputs.ts"
+import type { Input } from "./flow/Messages.ts"
+import type { DeciderConfig, Model } from "./flow/Model.ts"
+import { forgetTask, onUnanswered, resend } from "./flow/Reports.ts"
+import { type Decision, Tx } from "./flow/Tx.ts"
+
+export type { Decision } from "./flow/Tx.ts"
+
+export const decide = (model: Model, input: Input, now: number, config: DeciderConfig): Decision => {
+  const tx = new Tx(model, now, config)
+  switch (input._tag) {
+    case "Hub":
+      onHubMessage(tx, input.message)
+      break
+    case "Link":
+      onLink(tx, input.up)
+      break
+    case "Agent":
+      onAgentEvent(tx, input.event)
+      break
+    case "WakeAttemptStarted":
+    case "WakeAttemptEnded":
+    case "WakeSucceeded":
+    case "WakeExhausted":
+    case "PhaseTimedOut":
+    case "TaskFileFailed":
+      onPhase(tx, input)
+      break
+    case "Inspected":
+      onInspected(tx, input.taskId, input.started, input.result)
+      break
+    case "ReportUnanswered":
+      onUnanswered(tx, input.seq)
+      break
+    case "CleanupDue":
+      // the id may have been assigned again meanwhile: its new files are not ours to remove
+      if (tx.task(input.taskId) === undefined) tx.emit({ _tag: "Cleanup", taskId: input.taskId })
+      break
+    case "Operator":
+      operator(tx, input.op, input.taskId)
+      break
+    case "StopAccepting":
+      tx.set({ accepting: false })
+      break
+    case "SaveFailed":
+      saveFailed(tx, input)
+      break
+  }
+  return tx.done()
+}
+
+const operator = (tx: Tx, op: "cancel" | "forget" | "resend", id: string): void => {
+  switch (op) {
+    case "cancel":
+      return tx.reply(cancel(tx, id))
+    case "resend":
+      return tx.reply(resend(tx, id))
+    case "forget": {
+      if (tx.task(id) === undefined) return tx.reply(false)
+      forgetTask(tx, id, "now")
+      tx.emit({ _tag: "CleanupLater", taskId: id, afterMs: tx.config.cleanupGraceMs })
+      tx.log("info", "task forgotten by the operator", { task_id: id })
+      return tx.reply(true)
+    }
+  }
+}
+
+/** The decision for an input could not be saved, so none of it happened (the model is the one before it).
+ *  A task offered now is refused (the hub offers it again); everything else is decided again later, on the
+ *  save-retry schedule, so a full disk delays a result but never strands it. */
+const saveFailed = (tx: Tx, failed: Extract<Input, { _tag: "SaveFailed" }>): void => {
+  const input = failed.input
+  if (input._tag === "Hub" && input.message.type === "task_assign") {
+    tx.log("error", "cannot persist the task; rejecting it", { task_id: input.message.task_id, error: failed.error })
+    return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: input.message.task_id, reason: "busy" } })
+  }
+  // a runner waiting on this input carries on; its phase end is decided again when it comes
+  if (input._tag === "WakeAttemptStarted" || input._tag === "WakeAttemptEnded") tx.reply(true)
+  if (input._tag === "Operator") tx.reply(false)
+  if (failed.retrying) return tx.log("debug", "still cannot save the queue", { error: failed.error })
+  tx.log("error", "cannot save the queue; will try again", { input: input._tag, error: failed.error })
+  if (input._tag !== "Operator") tx.emit({ _tag: "Retry", input })
+}

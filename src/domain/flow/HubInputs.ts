@@ -1,0 +1,145 @@
+/**
+ * Decisions on the hub's messages (SPEC §3, §5): taking a task (validation, capacity, persist before
+ * acknowledge), recovery answers, cancellation, and what a fresh `identified` connection needs.
+ */
+import { Result } from "effect"
+import { activeCount, addTask } from "../QueueOps.ts"
+import type { HubMessage } from "../Protocol.ts"
+import { isPrintableId, isValidTaskId, type TaskRecord, validateAssignment } from "../Task.ts"
+import { resumeFrom } from "../TaskState.ts"
+import type { AgentEvent } from "../AgentFiles.ts"
+import { finish, forgetTask, onAck, onError, sendNext } from "./Reports.ts"
+import type { Tx } from "./Tx.ts"
+
+export const onHubMessage = (tx: Tx, message: HubMessage): void => {
+  switch (message.type) {
+    case "task_assign": return onAssign(tx, message)
+    case "task_ack": return onAck(tx, message)
+    case "error": return onError(tx, message)
+    case "task_continue": return onContinue(tx, message.task_id, message.generation)
+    case "task_reassign": return onReassign(tx, message.task_id)
+    case "task_cancelled":
+      if (!cancel(tx, message.task_id)) tx.log("warning", "task_cancelled for a task not held", { task_id: message.task_id })
+      return
+    case "identified": return onIdentified(tx)
+    case "pong": return
+  }
+}
+
+const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>): void => {
+  const id = message.task_id
+  if (!isValidTaskId(id)) {
+    if (!isPrintableId(id)) return tx.log("warning", "task_assign with an unprintable task_id dropped")
+    tx.log("warning", "task_assign rejected: invalid task_id", { task_id: id })
+    return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "invalid_task" } })
+  }
+  if (tx.task(id) !== undefined) {
+    // already held: the hub missed our answer; say it again and change nothing
+    return tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
+  }
+  if (!tx.model.accepting) return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "shutting_down" } })
+  const valid = validateAssignment(message)
+  if (Result.isFailure(valid)) {
+    tx.log("warning", "task_assign rejected: invalid task", { task_id: id, reason: valid.failure.reason })
+    return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "invalid_task" } })
+  }
+  if (activeCount(tx.queue) >= tx.config.maxActiveTasks) {
+    return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "busy" } })
+  }
+  const task: TaskRecord = {
+    task_id: id, description: valid.success.description, metadata: valid.success.metadata,
+    ...(valid.success.generation !== undefined ? { generation: valid.success.generation } : {}),
+    assignment: valid.success.assignment, status: "accepted", accepted_at: tx.now, updated_at: tx.now,
+    timeline: [{ at: tx.now, event: "accepted" }]
+  }
+  tx.queue = addTask(tx.queue, task)
+  tx.setLife(id, { lastSign: tx.now })
+  // the interpreter saves this decision before carrying out any command: the hub hears only of a durable task
+  tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
+  tx.log("info", "task accepted", { task_id: id })
+  startFromScratch(tx, id, task.assignment)
+}
+
+/** A task that has not been woken: write its file for the agent, then wake it (or let it start itself). */
+const startFromScratch = (tx: Tx, id: string, assignment: Readonly<Record<string, unknown>>): void => {
+  tx.emit({ _tag: "WriteTaskFile", taskId: id, assignment })
+  if (tx.config.wakes) return tx.emit({ _tag: "RunWake", taskId: id })
+  tx.advance(id, "self_start", "no wake_command: the agent starts itself")
+  tx.emit({ _tag: "Watch", taskId: id, phase: "work" })
+}
+
+const adoptGeneration = (tx: Tx, id: string, generation: number | undefined): void => {
+  if (generation === undefined || tx.task(id)?.generation === generation) return
+  tx.updateTask(id, (t) => ({ ...t, generation }))
+  tx.queue = { ...tx.queue, outbox: tx.queue.outbox.map((r) => r.task_id === id ? { ...r, generation } : r) }
+}
+
+const onContinue = (tx: Tx, id: string, generation: number | undefined): void => {
+  const task = tx.task(id)
+  if (task === undefined) return tx.log("warning", "task_continue for a task not held; ignored", { task_id: id })
+  adoptGeneration(tx, id, generation)
+  // What the agent did while we were down decides where to resume: look before deciding (`Inspected`).
+  if (task.status === "recovering") tx.emit({ _tag: "Inspect", taskId: id })
+}
+
+/** The files of a recovering task, read after `task_continue`: never wake an agent that has started. */
+export const onInspected = (tx: Tx, id: string, started: boolean, result: AgentEvent | undefined): void => {
+  const task = tx.task(id)
+  if (task === undefined || task.status !== "recovering") return
+  if (result !== undefined && result._tag !== "Started" && result._tag !== "Progress") {
+    tx.log("info", "recovering task already has a result; reporting it", { task_id: id })
+    finish(tx, id, result._tag === "Succeeded" ? { kind: "complete", result: result.result } : { kind: "failed", reason: result.reason })
+    return
+  }
+  const resume = resumeFrom(task.last_status, started)
+  const at = resume === "resume_wake" ? "wake" : resume === "resume_confirm" ? "confirm" : "work"
+  tx.advance(id, resume, `task_continue; resuming at ${at}${started ? " (.started found)" : ""}`)
+  tx.setLife(id, { lastSign: tx.now })
+  if (at === "wake") startFromScratch(tx, id, task.assignment)
+  else tx.emit({ _tag: "Watch", taskId: id, phase: at })
+  // a result still being written (or unusable) gets the watcher's settle logic now that the task is active
+  tx.emit({ _tag: "Rescan", taskId: id })
+  tx.log("info", "recovering task resumed", { task_id: id, at })
+}
+
+const onReassign = (tx: Tx, id: string): void => {
+  const task = tx.task(id)
+  if (task === undefined) return tx.log("warning", "task_reassign for a task not held; ignored", { task_id: id })
+  if (task.status !== "recovering") return tx.log("warning", "task_reassign for an active task; ignored", { task_id: id })
+  forgetTask(tx, id, "now")
+  tx.emit({ _tag: "Cleanup", taskId: id })
+  tx.log("info", "recovering task reassigned by the hub; forgotten", { task_id: id })
+}
+
+/** Stops and forgets a task; the agent is told with `<id>.cancelled`, and its files go after a grace period. */
+export const cancel = (tx: Tx, id: string): boolean => {
+  const task = tx.task(id)
+  if (task === undefined) return false
+  forgetTask(tx, id, "now")
+  tx.emit({ _tag: "WriteCancelled", taskId: id })
+  tx.emit({ _tag: "CleanupLater", taskId: id, afterMs: tx.config.cleanupGraceMs })
+  tx.log("info", "task cancelled", { task_id: id, was: task.status })
+  return true
+}
+
+/** The hub's `identified`: what the new connection must hear first (recovering tasks), then what waited. */
+const onIdentified = (tx: Tx): void => {
+  for (const t of tx.queue.tasks) {
+    if (t.status !== "recovering") continue
+    tx.emit({ _tag: "Send", frame: { type: "task_recovering", task_id: t.task_id, description: t.description, metadata: t.metadata, last_status: t.last_status ?? "accepted" } })
+  }
+  onLink(tx, true)
+}
+
+/** The connection is up (identified) or lost. Lost: the report in flight goes again on the next one. Up: the
+ *  newest waiting progress of each task and the next report go out (idempotent: `identified` may say it too). */
+export const onLink = (tx: Tx, up: boolean): void => {
+  if (!up) return tx.set({ identified: false, inFlight: undefined })
+  tx.set({ identified: true })
+  for (const [id, life] of tx.model.life) {
+    if (life.pendingProgress === undefined) continue
+    tx.emit({ _tag: "Send", frame: life.pendingProgress })
+    tx.setLife(id, { pendingProgress: undefined, lastRelay: tx.now })
+  }
+  sendNext(tx)
+}

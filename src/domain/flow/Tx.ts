@@ -1,0 +1,70 @@
+/**
+ * One decision under construction: a copy of the model to edit and the commands given so far. The decider's
+ * handlers all work through it, so every status change goes through the transition table (`advance`) and
+ * every report through the outbox (`Reports.ts`).
+ */
+import { Result } from "effect"
+import { findTask, setStatus, updateTask, withEntry } from "../QueueOps.ts"
+import type { QueueFile, TaskRecord } from "../Task.ts"
+import { type TaskEvent, transition } from "../TaskState.ts"
+import type { Command, LogLevel } from "./Messages.ts"
+import type { DeciderConfig, Model, TaskLife } from "./Model.ts"
+
+export interface Decision {
+  readonly model: Model
+  readonly commands: ReadonlyArray<Command>
+}
+
+export class Tx {
+  model: Model
+  readonly commands: Array<Command> = []
+  readonly now: number
+  readonly config: DeciderConfig
+
+  constructor(before: Model, now: number, config: DeciderConfig) {
+    this.model = before
+    this.now = now
+    this.config = config
+  }
+
+  get queue(): QueueFile { return this.model.queue }
+  set queue(queue: QueueFile) { this.model = { ...this.model, queue } }
+  set(patch: Partial<Model>): void { this.model = { ...this.model, ...patch } }
+
+  task(id: string): TaskRecord | undefined { return findTask(this.queue, id) }
+  updateTask(id: string, f: (t: TaskRecord) => TaskRecord): void { this.queue = updateTask(this.queue, id, f) }
+  note(id: string, event: string, detail?: string): void {
+    this.updateTask(id, (t) => withEntry(t, { at: this.now, event, ...(detail !== undefined ? { detail } : {}) }))
+  }
+
+  /** Moves a task along the transition table; false (and nothing changed) when the step is not allowed. */
+  advance(id: string, event: TaskEvent, detail?: string): boolean {
+    const task = this.task(id)
+    if (task === undefined) return false
+    const next = transition(task.status, event)
+    if (Result.isFailure(next)) return false
+    if (next.success !== task.status || detail !== undefined) this.updateTask(id, (t) => setStatus(t, next.success, this.now, detail))
+    return true
+  }
+
+  life(id: string): TaskLife {
+    return this.model.life.get(id) ?? { lastSign: this.now, lastRelay: -Infinity, pendingProgress: undefined }
+  }
+  setLife(id: string, patch: Partial<TaskLife>): void {
+    this.set({ life: new Map(this.model.life).set(id, { ...this.life(id), ...patch }) })
+  }
+  forgetLife(id: string): void {
+    if (!this.model.life.has(id)) return
+    const life = new Map(this.model.life)
+    life.delete(id)
+    this.set({ life })
+  }
+
+  emit(command: Command): void { this.commands.push(command) }
+  log(level: LogLevel, message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+    this.commands.push({ _tag: "Log", level, message, fields })
+  }
+  reply(ok: boolean): void { this.commands.push({ _tag: "Reply", ok }) }
+
+  done(): Decision { return { model: this.model, commands: this.commands } }
+}

@@ -1,0 +1,117 @@
+/**
+ * The per-task fibers: the wake loop (attempts retried on the `wake_retry_delays_ms` Schedule), the
+ * confirmation wait (`Effect.timeout` on `.started`), and the working phase's task and idle clocks. They
+ * decide nothing: each reports what happened as an input to the decider and carries on only if told to.
+ *
+ * Wake loops live beside the watchers, not inside them: when the agent's result ends a task mid-wake, the
+ * command's current attempt may finish and be reported; cancel and shutdown still interrupt (and kill) it.
+ */
+import { Clock, Effect, FiberMap, Ref, Schema, Stream, SubscriptionRef } from "effect"
+import type { Input } from "../../domain/flow/Messages.ts"
+import type { Model } from "../../domain/flow/Model.ts"
+import { findTask } from "../../domain/QueueOps.ts"
+import { retryDelays } from "../../domain/Retry.ts"
+import type { Settings } from "../../domain/Config.ts"
+import type { ResultWatcher } from "../ResultWatcher.ts"
+import type { Waker } from "../Waker.ts"
+
+/** What the decider made of an input: whether it was saved, and its answer to the one who asked. */
+export interface Outcome {
+  readonly saved: boolean
+  readonly ok: boolean
+}
+export type Submit = (input: Input) => Effect.Effect<Outcome>
+
+class WakeAttemptFailed extends Schema.TaggedError<WakeAttemptFailed>()("WakeAttemptFailed", { attempt: Schema.Number }) {}
+class NotWaking extends Schema.TaggedError<NotWaking>()("NotWaking", {}) {}
+
+export interface RunnerDeps {
+  readonly config: Settings
+  readonly waker: Waker["Service"]
+  readonly files: ResultWatcher["Service"]
+  readonly model: SubscriptionRef.SubscriptionRef<Model>
+  readonly submit: Submit
+}
+
+export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, waker, files, model, submit }: RunnerDeps) {
+  const wakes = yield* FiberMap.make<string>()
+  const watches = yield* FiberMap.make<string>()
+  // tasks whose wake command is running right now (or reporting its outcome)
+  const attempting = yield* Ref.make<ReadonlySet<string>>(new Set())
+  const statusOf = (id: string) => Effect.map(SubscriptionRef.get(model), (m) => findTask(m.queue, id)?.status)
+  const stillWaking = (id: string) => Effect.map(statusOf(id), (s) => s === "accepted" || s === "waking")
+  const setAttempting = (id: string, on: boolean) => Ref.update(attempting, (s) => {
+    const next = new Set(s)
+    if (on) next.add(id)
+    else next.delete(id)
+    return next
+  })
+
+  const wakeLoop = (id: string) => Effect.gen(function*() {
+    const task = findTask((yield* SubscriptionRef.get(model)).queue, id)
+    if (task === undefined) return
+    const paths = files.paths(id)
+    const attempts = yield* Ref.make(0)
+    const attempt = Effect.gen(function*() {
+      const n = yield* Ref.updateAndGet(attempts, (k) => k + 1)
+      if (!(yield* submit({ _tag: "WakeAttemptStarted", taskId: id, attempt: n })).ok) return yield* new NotWaking()
+      yield* setAttempting(id, true)
+      const outcome = yield* waker.wake({
+        taskId: id, description: task.description, taskJson: JSON.stringify(task.assignment), taskFile: paths.taskFile,
+        resultsDir: config.resultsDir, startedFile: paths.startedFile, resultFile: paths.resultFile, attempt: n
+      })
+      yield* submit({ _tag: "WakeAttemptEnded", taskId: id, attempt: n, outcome })
+      if (outcome.status !== "success") return yield* new WakeAttemptFailed({ attempt: n })
+    }).pipe(Effect.ensuring(setAttempting(id, false)))
+    const result = yield* attempt.pipe(
+      Effect.retry({ schedule: retryDelays(config.wakeRetryDelaysMs), while: (e) => e._tag === "WakeAttemptFailed" && stillWaking(id) }),
+      Effect.result
+    )
+    if (result._tag === "Success") return yield* submit({ _tag: "WakeSucceeded", taskId: id })
+    if (result.failure._tag === "WakeAttemptFailed") yield* submit({ _tag: "WakeExhausted", taskId: id, attempts: yield* Ref.get(attempts) })
+  }).pipe(Effect.annotateLogs({ task_id: id }))
+
+  /** Waits for `.started` (the task leaving `waking_confirmation`) at most `confirmation_timeout_ms`. */
+  const confirm = (id: string) => SubscriptionRef.changes(model).pipe(
+    Stream.filter((m) => findTask(m.queue, id)?.status !== "waking_confirmation"),
+    Stream.runHead,
+    Effect.timeout(config.confirmationTimeoutMs),
+    Effect.catchTag("TimeoutError", () => submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "confirmation_timeout" } }))
+  )
+
+  /** `working` until the result ends it (the decider stops this) or a clock does. */
+  const work = (id: string) => {
+    const taskTimeout = config.taskTimeoutMs > 0
+      ? Effect.sleep(config.taskTimeoutMs).pipe(Effect.andThen(submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "task_timeout" } })))
+      : Effect.void
+    // The idle clock counts from the last sign of life the decider recorded; the decider checks it again.
+    const idle = config.agentIdleTimeoutMs > 0
+      ? Effect.gen(function*() {
+          while (true) {
+            const lastSign = (yield* SubscriptionRef.get(model)).life.get(id)?.lastSign ?? (yield* Clock.currentTimeMillis)
+            const remaining = lastSign + config.agentIdleTimeoutMs - (yield* Clock.currentTimeMillis)
+            if (remaining > 0) yield* Effect.sleep(remaining)
+            else yield* submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "agent_stalled" } }).pipe(Effect.andThen(Effect.sleep(1000)))
+          }
+        })
+      : Effect.void
+    return Effect.all([taskTimeout, idle], { concurrency: "unbounded", discard: true })
+  }
+
+  return {
+    // a new loop replaces any old one still finishing an attempt for an earlier task of the same id
+    runWake: (id: string) => FiberMap.run(wakes, id, wakeLoop(id)).pipe(Effect.asVoid),
+    stopWake: (id: string, graceful: boolean) => Effect.gen(function*() {
+      // a running attempt may be the agent's launcher: let it finish; the loop then sees the task has moved on
+      if (graceful && (yield* Ref.get(attempting)).has(id)) return
+      yield* FiberMap.remove(wakes, id)
+    }),
+    watch: (id: string, phase: "confirm" | "work") =>
+      FiberMap.run(watches, id, (phase === "confirm" ? confirm(id) : work(id)).pipe(Effect.annotateLogs({ task_id: id }))).pipe(Effect.asVoid),
+    unwatch: (id: string) => FiberMap.remove(watches, id),
+    /** Shutdown: every fiber stops, and with them any running wake command's process group. */
+    stopAll: Effect.andThen(FiberMap.clear(watches), FiberMap.clear(wakes))
+  }
+})
+
+export type TaskRunner = Effect.Success<ReturnType<typeof makeTaskRunner>>
