@@ -1,37 +1,19 @@
 /**
- * The daemon, wired: recovered state is loaded when TaskFlow is built; here the hub's messages and the
- * agent's file events are fed into TaskFlow, each by its own supervised fiber. Nothing else lives here.
+ * The daemon: the sidecar (`layers/Sidecar.ts`) plus its local control socket and the optional `http_addr`
+ * endpoint; `run` adds drain (SIGUSR2) and `--once`. Nothing else lives here.
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer } from "effect"
 import type { Settings } from "./domain/Config.ts"
-import { ServicesLayer, ServicesLayerWith } from "./layers/Live.ts"
-import { HubClient } from "./services/HubClient.ts"
-import { ResultWatcher } from "./services/ResultWatcher.ts"
+import { sidecarLayer } from "./layers/Sidecar.ts"
 import { TaskFlow } from "./services/TaskFlow.ts"
-import type { Waker } from "./services/Waker.ts"
 import { awaitSignal } from "./platform/signals.ts"
 import { ControlServerLayer } from "./control/server.ts"
 import { HttpStatusLayer } from "./control/http.ts"
 
-export const SidecarLayer = Layer.effectDiscard(Effect.gen(function*() {
-  const flow = yield* TaskFlow
-  const hub = yield* HubClient
-  const files = yield* ResultWatcher
-  yield* hub.messages.pipe(Stream.runForEach(flow.onHub), Effect.annotateLogs({ fiber: "hub messages" }), Effect.forkScoped)
-  yield* files.events.pipe(Stream.runForEach(flow.onFile), Effect.annotateLogs({ fiber: "agent files" }), Effect.forkScoped)
-  // Registered after the forks, so it runs before they are interrupted: from here on, assigns are refused.
-  yield* Effect.addFinalizer(() => flow.stopAccepting.pipe(Effect.andThen(Effect.logInfo("shutting down"))))
-  yield* Effect.logInfo("sidecar started", { hub: (yield* hub.state).status })
-}).pipe(Effect.annotateLogs({ service: "Sidecar" })))
-
-/** The whole sidecar as one layer, for embedding; `waker` lets the host bring its own (e.g. in-process) agent. */
-export const SidecarWithWaker = <E, R>(settings: Settings, waker: Layer.Layer<Waker, E, R>) =>
-  SidecarLayer.pipe(Layer.provideMerge(ServicesLayerWith(settings, waker)))
-
 /** The daemon: the sidecar plus its local control socket (live `status`, `task cancel|forget|resend`) and the
  *  optional `http_addr` endpoint. */
 export const SidecarLive = (settings: Settings) =>
-  Layer.mergeAll(SidecarLayer, ControlServerLayer, HttpStatusLayer).pipe(Layer.provideMerge(ServicesLayer(settings)))
+  Layer.mergeAll(ControlServerLayer, HttpStatusLayer).pipe(Layer.provideMerge(sidecarLayer(settings)))
 
 export interface RunOptions {
   /** Exit after one task has been reported and acknowledged (`run --once`). */

@@ -10,7 +10,7 @@ import { exampleAgentWaker } from "../dev/exampleAgent.ts"
 import { DevHub } from "../hub/DevHub.ts"
 import { LoggingLayer } from "../layers/Logging.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
-import { SidecarWithWaker } from "../program.ts"
+import { sidecarLayer } from "../layers/Sidecar.ts"
 
 export const devCommand = Command.make("dev", {
   port: Flag.Int("port").pipe(Flag.withDescription("Port of the dev hub's page and API on 127.0.0.1"), Flag.withDefault(8787))
@@ -30,7 +30,7 @@ export const devCommand = Command.make("dev", {
     reconnectInitialMs: 200,
     reconnectMaxMs: 2000
   })
-  yield* Layer.build(SidecarWithWaker(settings, exampleAgentWaker).pipe(Layer.provide(PlatformLayer), Layer.provide(LoggingLayer(settings))))
+  yield* Layer.build(sidecarLayer(settings, { waker: exampleAgentWaker }).pipe(Layer.provide(LoggingLayer(settings))))
   yield* Console.log([
     "",
     `  agent-sidecar dev: hub, sidecar and an example agent are running.`,

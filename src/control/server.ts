@@ -32,15 +32,20 @@ export const ControlServerLayer = Layer.effectDiscard(Effect.gen(function*() {
     }
   }).pipe(Effect.catch((e) => Effect.succeed<ControlResponse>({ ok: false, error: e.message })))
 
+  // One request per connection: the first line is answered and the socket ended; whatever else arrives on it
+  // is ignored (it must never run the first request a second time).
   const handle = (socket: Net.Socket) => {
     let buffer = ""
+    let answered = false
     socket.setEncoding("utf8")
     socket.on("error", () => socket.destroy())
     socket.on("data", (chunk: string) => {
+      if (answered) return
       buffer += chunk
       if (buffer.length > 65536) return socket.destroy()
       const newline = buffer.indexOf("\n")
       if (newline < 0) return
+      answered = true
       const request = decodeRequest(buffer.slice(0, newline))
       const reply = (r: ControlResponse) => socket.end(`${JSON.stringify(r)}\n`)
       if (request._tag === "None") return reply({ ok: false, error: "bad request" })

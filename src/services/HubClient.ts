@@ -53,6 +53,9 @@ export class HubClient extends Context.Service<HubClient, {
   /** The `status` to put in the next `identify`. */
   setStatus(status: "idle" | "busy"): Effect.Effect<void>
 }>()("agent-sidecar/HubClient") {
+  /** In memory, with its `HubClientMemory` control (see below). */
+  static get layerMemory() { return layerMemory }
+
   static readonly layer = Layer.effect(HubClient, Effect.gen(function*() {
     const config = yield* SidecarConfig
     const makeSocket = yield* Socket.WebSocketConstructor
@@ -204,7 +207,7 @@ export class HubClientMemory extends Context.Service<HubClientMemory, {
 }>()("agent-sidecar/HubClientMemory") {}
 
 /** An in-memory HubClient (plus its `HubClientMemory` control), driven from a Queue; starts disconnected. */
-export const layerHubClientMemory = Layer.effectContext(Effect.gen(function*() {
+const layerMemory = Layer.effectContext(Effect.gen(function*() {
   const inbound = yield* Queue.unbounded<HubMessage>()
   const pending = yield* Ref.make<ReadonlyArray<Outbound>>([])
   const sent = yield* Ref.make<ReadonlyArray<Outbound>>([])

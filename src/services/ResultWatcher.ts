@@ -53,9 +53,12 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
   writeCancelled(taskId: string): Effect.Effect<void, ResultWatcherError>
   /** Moves an unusable `<id>.json` into `rejected/` for a person to read. */
   reject(taskId: string): Effect.Effect<void, ResultWatcherError>
-  /** Removes the task's files once the hub has its report. */
+  /** Removes the task's files (the agent's and the sidecar's, `.cancelled` too) once they are of no more use. */
   cleanup(taskId: string): Effect.Effect<void, ResultWatcherError>
 }>()("agent-sidecar/ResultWatcher") {
+  /** In memory, with its `AgentFilesMemory` control (see below). */
+  static get layerMemory() { return layerMemory }
+
   static readonly layer = Layer.effect(ResultWatcher, Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -184,7 +187,7 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
       }),
       cleanup: (taskId) => {
         const n = taskFileNames(taskId)
-        return Effect.forEach([n.taskFile, n.startedFile, n.resultFile, n.progressFile], (name) =>
+        return Effect.forEach([n.taskFile, n.startedFile, n.resultFile, n.progressFile, n.cancelledFile], (name) =>
           fs.remove(at(name)).pipe(Effect.catchReason("PlatformError", "NotFound", () => Effect.void)), { discard: true }).pipe(
           Effect.mapError((cause) => new ResultWatcherError({ op: "cleanup", path: dir, cause }))
         )
@@ -216,7 +219,7 @@ export class AgentFilesMemory extends Context.Service<AgentFilesMemory, {
 
 
 /** An in-memory ResultWatcher (plus its `AgentFilesMemory` control) for unit tests: no files, no watcher. */
-export const layerResultWatcherMemory = Layer.effect(ResultWatcher, Effect.gen(function*() {
+const layerMemory = Layer.effect(ResultWatcher, Effect.gen(function*() {
   const control = yield* AgentFilesMemory
   const put = (name: string, content: string) => Ref.update(control.files, (m) => new Map([...m, [name, content]]))
   const drop = (names: ReadonlyArray<string>) => Ref.update(control.files, (m) => new Map([...m].filter(([k]) => !names.includes(k))))
@@ -249,7 +252,7 @@ export const layerResultWatcherMemory = Layer.effect(ResultWatcher, Effect.gen(f
     }),
     cleanup: (taskId) => {
       const n = taskFileNames(taskId)
-      return drop([n.taskFile, n.startedFile, n.resultFile, n.progressFile])
+      return drop([n.taskFile, n.startedFile, n.resultFile, n.progressFile, n.cancelledFile])
     }
   })
 })).pipe(Layer.provideMerge(AgentFilesMemory.layer))

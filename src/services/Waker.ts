@@ -83,6 +83,9 @@ export class Waker extends Context.Service<Waker, {
     return Waker.of({ wakes: command !== undefined, wake })
   }))
 
+  /** A Waker whose every wake succeeds at once (the agent is started some other way). */
+  static get layerMemory() { return Waker.layerFrom(() => Effect.succeed({ status: "success", exitCode: 0, stderrTail: "" })) }
+
   /** A Waker whose every call is answered by `respond` (tests, embedding). */
   static readonly layerFrom = (respond: (request: WakeRequest) => Effect.Effect<WakeOutcome>) =>
     Layer.succeed(Waker, Waker.of({ wakes: true, wake: respond }))

@@ -18,7 +18,7 @@ import { classifyFile, judgeResult } from "../../src/domain/AgentFiles.ts"
 import { defaultSettings } from "../../src/domain/Config.ts"
 import { decodeFrame, describeRejection, encodeOutbound, type FrameRejection } from "../../src/domain/Protocol.ts"
 import { isValidTaskId, QueueFile, validateAssignment } from "../../src/domain/Task.ts"
-import { TestServicesLayer } from "../../src/layers/Test.ts"
+import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
 import { HubClientMemory } from "../../src/services/HubClient.ts"
 import type { AgentEvent } from "../../src/services/ResultWatcher.ts"
 import { TaskFlow } from "../../src/services/TaskFlow.ts"
@@ -315,7 +315,7 @@ type Step = { readonly frame: string } | { readonly file: { readonly taskId: str
 
 /** Runs the steps through decodeFrame → TaskFlow.onHub and judgeResult → TaskFlow.onFile; returns the state and what was sent. */
 const runDaemon = (steps: ReadonlyArray<Step>) => Effect.gen(function*() {
-  const ctx = yield* Layer.build(TestServicesLayer(settings, okWaker))
+  const ctx = yield* Layer.build(sidecarLayerMemory(settings, { waker: okWaker }))
   const hub = ctx.mapUnsafe.get(HubClientMemory.key) as HubClientMemory["Service"]
   const flow = ctx.mapUnsafe.get(TaskFlow.key) as TaskFlow["Service"]
   yield* hub.receive({ type: "identified" })

@@ -4,19 +4,16 @@
  * The host brings its own `Waker`: instead of running a wake command it forks an in-process agent, so no
  * process is spawned. The agent talks to the sidecar through the agent file exchange — here its in-memory
  * version (`AgentFilesMemory`), and the hub is the in-memory one too, so the example runs under TestClock.
- * In production the host would use `SidecarWithWaker(settings, InProcessWaker)` from `src/program.ts`
+ * In production the host would use `sidecarLayer(settings, { waker: InProcessWaker })` from `src/layers/Sidecar.ts`
  * (real hub socket, real `results_dir`) and its agent would write `<id>.started` / `<id>.json` there.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { defaultSettings } from "../../src/domain/Config.ts"
-import { SidecarLayer } from "../../src/program.ts"
-import { HubClientMemory, layerHubClientMemory } from "../../src/services/HubClient.ts"
-import { QueueStore } from "../../src/services/QueueStore.ts"
-import { AgentFilesMemory, layerResultWatcherMemory } from "../../src/services/ResultWatcher.ts"
-import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
-import { TaskFlow } from "../../src/services/TaskFlow.ts"
+import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
+import { HubClientMemory } from "../../src/services/HubClient.ts"
+import { AgentFilesMemory } from "../../src/services/ResultWatcher.ts"
 import { Waker } from "../../src/services/Waker.ts"
 import { settle } from "../support/harness.ts"
 
@@ -40,13 +37,9 @@ const InProcessWaker = Layer.effect(Waker, Effect.gen(function*() {
   })
 }))
 
-/** The whole sidecar as one layer: each line provides what the lines above it need. */
-const Sidecar = SidecarLayer.pipe(
-  Layer.provideMerge(TaskFlow.layer),
-  Layer.provideMerge(Layer.mergeAll(layerHubClientMemory, QueueStore.layerMemory(), InProcessWaker)),
-  Layer.provideMerge(layerResultWatcherMemory), // the agent file exchange, shared by the sidecar and the agent
-  Layer.provideMerge(SidecarConfig.layer(defaultSettings("/tmp/embedded", { wakeCommand: "in-process", logFile: undefined })))
-)
+/** The whole sidecar as one layer, in memory, with the host's Waker (the agent file exchange is shared by the
+ *  sidecar and the agent). */
+const Sidecar = sidecarLayerMemory(defaultSettings("/tmp/embedded", { wakeCommand: "in-process", logFile: undefined }), { waker: InProcessWaker })
 
 describe("embedding the sidecar", () => {
   // Guarantee (SPEC §8): an Effect application runs the sidecar with its own in-process Waker, no process

@@ -1,8 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Ref } from "effect"
 import { defaultSettings } from "../../src/domain/Config.ts"
-import { TestServicesLayer } from "../../src/layers/Test.ts"
-import { SidecarLayer } from "../../src/program.ts"
+import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
 import { HubClientMemory } from "../../src/services/HubClient.ts"
 import { AgentFilesMemory } from "../../src/services/ResultWatcher.ts"
 import { TaskFlow } from "../../src/services/TaskFlow.ts"
@@ -17,7 +16,7 @@ const settle = Effect.gen(function*() {
 
 describe("TaskFlow (in-memory layers)", () => {
   it.effect("assign → accepted → woken → started → result → task_complete → ack → forgotten", () => Effect.gen(function*() {
-    const ctx = yield* Layer.build(SidecarLayer.pipe(Layer.provideMerge(TestServicesLayer(settings, okWaker))))
+    const ctx = yield* Layer.build(sidecarLayerMemory(settings, { waker: okWaker }))
     const hub = ctx.mapUnsafe.get(HubClientMemory.key) as HubClientMemory["Service"]
     const agent = ctx.mapUnsafe.get(AgentFilesMemory.key) as AgentFilesMemory["Service"]
     const flow = ctx.mapUnsafe.get(TaskFlow.key) as TaskFlow["Service"]

@@ -1,8 +1,8 @@
 /**
  * A sidecar on in-memory layers for TaskFlow unit tests under TestClock: no sockets, no files, no processes.
  *
- * - `startSidecar` builds `SidecarLayer` on `TestServicesLayer(settings, waker, initialQueue)` (or, given a
- *   `store`, on the same stack with that QueueStore) in the test's Scope and hands back the controls.
+ * - `startSidecar` builds `sidecarLayerMemory(settings, { waker, store, initialQueue })` in the test's Scope and
+ *   hands back the controls.
  * - `scriptedWaker` is a Waker whose outcomes the test scripts, recording the TestClock time of every call
  *   and every interruption; a `"hang"` outcome runs until interrupted or `release`d.
  * - `settle` lets every forked fiber run until it blocks; `advanceTo` moves the TestClock to an absolute time.
@@ -13,12 +13,10 @@ import { defaultSettings, type Settings } from "../../src/domain/Config.ts"
 import type { HubMessage, Outbound } from "../../src/domain/Protocol.ts"
 import { emptyQueue, type QueueFile, type TaskRecord } from "../../src/domain/Task.ts"
 import type { WakeRequest } from "../../src/domain/WakeEnv.ts"
-import { TestServicesLayer } from "../../src/layers/Test.ts"
-import { SidecarLayer } from "../../src/program.ts"
-import { HubClientMemory, layerHubClientMemory } from "../../src/services/HubClient.ts"
+import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
+import { HubClientMemory } from "../../src/services/HubClient.ts"
 import { QueueStore } from "../../src/services/QueueStore.ts"
-import { type AgentEvent, AgentFilesMemory, layerResultWatcherMemory } from "../../src/services/ResultWatcher.ts"
-import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
+import { type AgentEvent, AgentFilesMemory } from "../../src/services/ResultWatcher.ts"
 import { TaskFlow } from "../../src/services/TaskFlow.ts"
 import { Waker, type WakeOutcome } from "../../src/services/Waker.ts"
 
@@ -123,21 +121,14 @@ export interface SidecarOptions {
   readonly store?: Layer.Layer<QueueStore>
 }
 
-/** The sidecar's services, wired like `TestServicesLayer` but with the given QueueStore. */
-const servicesWithStore = (settings: Settings, waker: Layer.Layer<Waker>, store: Layer.Layer<QueueStore>) =>
-  TaskFlow.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(layerHubClientMemory, store, layerResultWatcherMemory, waker)),
-    Layer.provideMerge(SidecarConfig.layer(settings))
-  )
-
 /** Builds the whole sidecar on in-memory layers in the current Scope (closed when the test ends). */
 export const startSidecar = (options: SidecarOptions = {}): Effect.Effect<Sidecar, never, Scope.Scope> => Effect.gen(function*() {
   const settings = options.settings ?? testSettings()
-  const waker = options.waker ?? Waker.layerFrom(() => Effect.succeed(outcomeOf("success")))
-  const services = options.store !== undefined
-    ? servicesWithStore(settings, waker, options.store)
-    : TestServicesLayer(settings, waker, options.initialQueue ?? emptyQueue)
-  const ctx = yield* Layer.build(SidecarLayer.pipe(Layer.provideMerge(services))).pipe(Effect.orDie)
+  const ctx = yield* Layer.build(sidecarLayerMemory(settings, {
+    ...(options.waker !== undefined ? { waker: options.waker } : {}),
+    ...(options.store !== undefined ? { store: options.store } : {}),
+    initialQueue: options.initialQueue ?? emptyQueue
+  })).pipe(Effect.orDie)
   const hub = Context.get(ctx, HubClientMemory)
   const agent = Context.get(ctx, AgentFilesMemory)
   const flow = Context.get(ctx, TaskFlow)
