@@ -33,9 +33,14 @@ const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>)
     tx.log("warning", "task_assign rejected: invalid task_id", { task_id: id })
     return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "invalid_task" } })
   }
-  if (tx.task(id) !== undefined) {
-    // already held: the hub missed our answer; say it again and change nothing
-    return tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
+  const held = tx.task(id)
+  if (held !== undefined) {
+    // Already held: the hub took it back (a drop, its restart) and hands it to us again, or missed our answer.
+    // The work goes on where it stands, under the hub's newest generation (saved before we answer).
+    adoptGeneration(tx, id, typeof message.generation === "number" ? message.generation : undefined)
+    tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
+    if (held.status === "recovering") tx.emit({ _tag: "Inspect", taskId: id })
+    return
   }
   if (!tx.model.accepting) return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "shutting_down" } })
   const valid = validateAssignment(message)
