@@ -80,7 +80,8 @@ const operator = (tx: Tx, op: "cancel" | "forget" | "resend", id: string): void 
  *  save-retry schedule, so a full disk delays a result but never strands it. */
 const saveFailed = (tx: Tx, failed: Extract<Input, { _tag: "SaveFailed" }>): void => {
   const input = failed.input
-  if (input._tag === "Hub" && input.message.type === "task_assign") {
+  // a new task is refused (the hub offers it again); a held one's new generation is saved later, like the rest
+  if (input._tag === "Hub" && input.message.type === "task_assign" && tx.task(input.message.task_id) === undefined) {
     tx.log("error", "cannot persist the task; rejecting it", { task_id: input.message.task_id, error: failed.error })
     return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: input.message.task_id, reason: "busy" } })
   }

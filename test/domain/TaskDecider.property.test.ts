@@ -74,12 +74,21 @@ const check = (steps: ReadonlyArray<Step>) => {
   let outstanding: { readonly taskId: string; readonly seq: number } | undefined
   const newest = new Map<string, number>()
   const history: Array<unknown> = []
-  for (const s of steps) {
+  // inputs whose save failed: the interpreter feeds them again on its retry schedule (here: before the next step)
+  let retries: ReadonlyArray<Input> = []
+  const expanded = (s: Step): ReadonlyArray<Step> => {
+    if ("restart" in s || s.saveFails) return [s]
+    const due = retries.map((input): Step => ({ input, saveFails: false }))
+    retries = []
+    return [...due, s]
+  }
+  for (const s of steps.flatMap((x) => expanded(x))) {
     now += 1_000
     if ("restart" in s) {
       history.push("restart")
       model = initialModel(toRecovering(saved, now))
       outstanding = undefined
+      retries = [] // a retry does not outlive the process
       continue
     }
     history.push(s.input)
@@ -89,6 +98,7 @@ const check = (steps: ReadonlyArray<Step>) => {
       if (s.saveFails) {
         d = decide(before, { _tag: "SaveFailed", input: s.input, error: "ENOSPC", retrying: false }, now, config)
         if (d.model.queue !== before.queue) fail("a failed save changed the queue", history)
+        for (const c of d.commands) if (c._tag === "Retry") retries = [...retries, c.input]
         for (const c of d.commands) {
           if (c._tag === "SendReport" || (c._tag === "Send" && c.frame.type !== "task_rejected")) fail(`sent ${c._tag} after a failed save`, history)
         }
@@ -101,8 +111,8 @@ const check = (steps: ReadonlyArray<Step>) => {
     for (const t of before.queue.tasks) {
       if (!held(model.queue, t.task_id) && !mayForget(s.input)) fail(`${t.task_id} forgotten on ${s.input._tag}`, history)
     }
-    // the newest generation the hub gave for a held task
-    if (s.input._tag === "Hub" && (s.input.message.type === "task_assign" || s.input.message.type === "task_continue")) {
+    // the newest generation the hub gave for a held task (once that decision is saved)
+    if (!s.saveFails && s.input._tag === "Hub" && (s.input.message.type === "task_assign" || s.input.message.type === "task_continue")) {
       const g: unknown = s.input.message.generation
       if (typeof g === "number" && held(model.queue, s.input.message.task_id)) newest.set(s.input.message.task_id, g)
     }
@@ -131,7 +141,9 @@ const check = (steps: ReadonlyArray<Step>) => {
       // what only matters now (progress, wake outcomes) is not sent into a connection known to be down
       if (c._tag === "Send" && (c.frame.type === "task_progress" || c.frame.type === "wake_result") && !model.identified) fail(`${c.frame.type} sent to a hub that is away`, history)
     }
-    if (activeCount(model.queue) > config.maxActiveTasks) fail("over max_active_tasks", history)
+    // a new task is taken only with room left (a recovering task resumed on the hub's word may go over it)
+    const fresh = model.queue.tasks.filter((t) => !held(before.queue, t.task_id))
+    if (fresh.length > 0 && activeCount(before.queue) >= config.maxActiveTasks) fail("a new task taken over max_active_tasks", history)
     if (new Set(model.queue.tasks.map((t) => t.task_id)).size !== model.queue.tasks.length) fail("a task held twice", history)
     for (const r of model.queue.outbox) if (!held(model.queue, r.task_id)) fail("a report for a task not held", history)
   }
