@@ -1,12 +1,12 @@
 /**
- * The development hub (`agent-sidecar hub`, SPEC §7): speaks wire protocol v1 to sidecars at `/ws` as existing
- * hubs do, serves a JSON API and a live page on the same port, for local use, the zero-config `dev` mode and
- * the project's tests.
+ * The development hub (`agent-sidecar hub`, SPEC §7): speaks AgentCom's hub protocol to sidecars at `/ws` (the
+ * rules are in `state.ts`/`frames.ts`/`validation.ts`, each citing the AgentCom file it follows), serves a JSON API
+ * and a live page on the same port, for local use, the zero-config `dev` mode and the project's tests.
  *
- * Its state lives in memory only: tasks, agents and timelines are gone when the hub stops (a sidecar that then
- * reports a task in `task_recovering` gets `task_reassign`, and the hub adopts the task as a new pending one).
- * The decisions are pure transitions in `state.ts`/`frames.ts`; this layer owns the sockets, the clock and the
- * timers, and runs every transition under one lock so frames, API calls and timers see a single order.
+ * Its state lives in memory only: tasks, agents and timelines are gone when the process stops. `restart` simulates
+ * a restart of the real hub, which keeps its tasks on disk. This layer owns the sockets, the clock and the timers
+ * (acceptance timers, stuck sweep, reaper, idle timeout), and runs every transition under one lock so frames, API
+ * calls and timers see a single order.
  */
 import { randomBytes } from "node:crypto"
 import { createServer, type Server } from "node:http"
@@ -18,41 +18,51 @@ import { onFrame } from "./frames.ts"
 import { type Api, handleRequest, type HubSnapshot, hostGuard, sameOrigin } from "./http.ts"
 import { encodeHubFrame, MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import {
-  agentView, type AgentView, cancel, disconnect, emptyState, type HubState, type Out, type Settings, type Step, submit, type TaskInput,
-  taskView, type TaskView, tick
+  agentView, type AgentView, cancel, defaultSettings, disconnect, emptyState, type HubState, type Out, reap, restart, type RestartMode,
+  type Settings, type Step, submit, sweepStuck, type TaskInput, taskView, type TaskView, tick
 } from "./state.ts"
 
-export type { AgentView, HubSnapshot, TaskInput, TaskView }
+export type { AgentView, HubSnapshot, RestartMode, TaskInput, TaskView }
 
 export interface DevHubOptions {
   /** 0 picks a free port. */
   readonly port: number
   /** Default 127.0.0.1. */
   readonly host?: string | undefined
-  /** When set, `identify` must carry it, or the connection is refused (`auth_failed`, close 4001). */
+  /** When set, `identify` must carry it, or is answered `invalid_token`; none: any token is accepted. */
   readonly token?: string | Redacted.Redacted<string> | undefined
-  /** How long a disconnected agent keeps its tasks for `task_recovering` before they are re-queued. Default 30 s. */
-  readonly graceMs?: number | undefined
-  /** Delay before a rejected task is offered again (doubling per rejection, at most 30 s). Default 1 s. */
-  readonly requeueDelayMs?: number | undefined
+  /** A task assigned and not accepted within this is taken back. AgentCom: 60 s. */
+  readonly acceptanceTimeoutMs?: number | undefined
+  /** A held task with no sign of life this long is taken back (twice this while its agent works). AgentCom: 10 min. */
+  readonly stuckThresholdMs?: number | undefined
+  /** How often the stuck sweep runs. AgentCom: 30 s. */
+  readonly stuckSweepMs?: number | undefined
+  /** Agents that have not sent `ping` for this long are cut off. AgentCom: 60 s. */
+  readonly reaperTtlMs?: number | undefined
+  /** How often the reaper runs. AgentCom: 30 s. */
+  readonly reaperSweepMs?: number | undefined
+  /** A connection that sends nothing for this long is closed (the real hub's WebSocket `timeout`). AgentCom: 60 s. */
+  readonly idleTimeoutMs?: number | undefined
+  /** `task_failed` reports a task takes before it is dead-lettered, unless submitted with `max_retries`. AgentCom: 3. */
+  readonly maxRetries?: number | undefined
 }
 
 /** Frames up to 16 MiB: a `task_complete` carries the agent's whole result (a sidecar allows 10 MiB). */
 const MAX_FRAME_BYTES = 16 * 1024 * 1024
 /** A task must fit in a sidecar's default `max_message_bytes` (1 MiB) once wrapped in `task_assign`. */
 const MAX_TASK_BYTES = 1_000_000
-const TICK = "250 millis"
-/** Protocol-level pings find connections that died without a close (the sidecar's own pings are app-level). */
-const LIVENESS = "30 seconds"
-/** A connection that has not identified by then is closed, so stray clients do not pile up. */
-const IDENTIFY_TIMEOUT = "10 seconds"
+/** How often acceptance timers and the idle timeout are checked. */
+const TICK_MS = 100
 const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
 
 /** Text and binary frames alike are read as UTF-8 JSON, as existing hubs do. */
 const toText = (data: RawData): string =>
   (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString("utf8")
 
-type WsEvent = { readonly _tag: "frame"; readonly conn: number; readonly raw: string } | { readonly _tag: "closed"; readonly conn: number }
+type WsEvent =
+  | { readonly _tag: "opened"; readonly conn: number }
+  | { readonly _tag: "frame"; readonly conn: number; readonly raw: string }
+  | { readonly _tag: "closed"; readonly conn: number }
 
 export class DevHub extends Context.Service<DevHub, {
   /** HTTP base, e.g. `http://127.0.0.1:8787`; the live page is at `${url}/`. */
@@ -71,6 +81,12 @@ export class DevHub extends Context.Service<DevHub, {
   readonly agents: Effect.Effect<ReadonlyArray<AgentView>>
   /** The current snapshot, then one per change. */
   readonly changes: Stream.Stream<HubSnapshot>
+  /**
+   * Simulates a restart of the hub: tasks are kept, every connection is dropped. `graceful` (a normal stop) takes
+   * each connected agent's current task back first, so it is offered again with a new generation when the agent
+   * returns; `crash` leaves held tasks assigned (the acceptance timer then decides).
+   */
+  restart(mode: RestartMode): Effect.Effect<void>
 }>()("agent-sidecar/DevHub") {
   static readonly layer = (options: DevHubOptions): Layer.Layer<DevHub, DevHubError> => Layer.effect(DevHub, make(options))
 }
@@ -79,13 +95,19 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
   const host = options.host ?? "127.0.0.1"
   const settings: Settings = {
     token: options.token === undefined ? undefined : Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token,
-    graceMs: options.graceMs ?? 30_000,
-    requeueDelayMs: options.requeueDelayMs ?? 1000
+    acceptanceTimeoutMs: options.acceptanceTimeoutMs ?? defaultSettings.acceptanceTimeoutMs,
+    stuckThresholdMs: options.stuckThresholdMs ?? defaultSettings.stuckThresholdMs,
+    stuckSweepMs: options.stuckSweepMs ?? defaultSettings.stuckSweepMs,
+    reaperTtlMs: options.reaperTtlMs ?? defaultSettings.reaperTtlMs,
+    reaperSweepMs: options.reaperSweepMs ?? defaultSettings.reaperSweepMs,
+    maxRetries: options.maxRetries ?? defaultSettings.maxRetries
   }
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000
   const state = yield* SubscriptionRef.make<HubState>(emptyState)
   const lock = yield* Semaphore.make(1)
   const sockets = new Map<number, WebSocket>()
-  const unanswered = new Set<number>()
+  /** When each connection last sent a frame (for the idle timeout). */
+  const lastFrame = new Map<number, number>()
   let nextConn = 1
   const inbound = yield* Queue.unbounded<WsEvent>()
   const run = yield* FiberSet.makeRuntime<never>()
@@ -99,6 +121,8 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
         })
       case "close":
         return Effect.sync(() => sockets.get(o.conn)?.close(o.code, o.reason))
+      case "terminate":
+        return Effect.sync(() => sockets.get(o.conn)?.terminate())
       case "log":
         return o.level === "warn" ? Effect.logWarning(o.message) : o.level === "info" ? Effect.logInfo(o.message) : Effect.logDebug(o.message)
     }
@@ -119,6 +143,9 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
   const api: Api = {
     submit: Effect.fn("DevHub.submit")(function*(input: TaskInput) {
       if (input.description.trim() === "") return yield* new InvalidTask({ reason: "description must be a non-empty string" })
+      if (input.max_retries !== undefined && (!Number.isInteger(input.max_retries) || input.max_retries < 0)) {
+        return yield* new InvalidTask({ reason: "max_retries must be an integer >= 0" })
+      }
       if (input.agent_id !== undefined && !AgentIdPattern.test(input.agent_id)) {
         return yield* new InvalidTask({ reason: "agent_id must match [A-Za-z0-9._-]{1,64}" })
       }
@@ -140,8 +167,26 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
     }),
     tasks: Effect.map(SubscriptionRef.get(state), (s) => [...s.tasks.values()].map(taskView)),
     agents: Effect.map(SubscriptionRef.get(state), (s) => [...s.agents.values()].map((a) => agentView(a, s.tasks))),
+    restart: Effect.fn("DevHub.restart")(function*(mode: RestartMode) {
+      yield* always((s, now) => restart(s, now, settings, mode))
+      // Connections that never identified go too.
+      yield* Effect.sync(() => {
+        for (const ws of sockets.values()) {
+          if (mode === "graceful") ws.close(1001, "hub shutting down")
+          else ws.terminate()
+        }
+      })
+    }),
     changes: SubscriptionRef.changes(state).pipe(Stream.map((s): HubSnapshot => ({
-      grace_ms: settings.graceMs,
+      settings: {
+        acceptance_timeout_ms: settings.acceptanceTimeoutMs,
+        stuck_threshold_ms: settings.stuckThresholdMs,
+        stuck_sweep_ms: settings.stuckSweepMs,
+        reaper_ttl_ms: settings.reaperTtlMs,
+        reaper_sweep_ms: settings.reaperSweepMs,
+        idle_timeout_ms: idleTimeoutMs,
+        max_retries: settings.maxRetries
+      },
       agents: [...s.agents.values()].map((a) => agentView(a, s.tasks)),
       tasks: [...s.tasks.values()].map(taskView)
     })))
@@ -166,19 +211,14 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
       wss.on("connection", (ws: WebSocket) => {
         const conn = nextConn++
         sockets.set(conn, ws)
-        run(Effect.sleep(IDENTIFY_TIMEOUT).pipe(
-          Effect.andThen(SubscriptionRef.get(state)),
-          Effect.flatMap((s) => Effect.sync(() => s.conns.has(conn) || ws.close(1008, "identify_timeout")))
-        ))
+        Queue.offerUnsafe(inbound, { _tag: "opened", conn })
         ws.on("message", (data) => {
           Queue.offerUnsafe(inbound, { _tag: "frame", conn, raw: toText(data) })
         })
-        ws.on("pong", () => unanswered.delete(conn))
         // A socket error is followed by `close`, which is where the agent is let go.
         ws.on("error", () => {})
         ws.on("close", () => {
           sockets.delete(conn)
-          unanswered.delete(conn)
           Queue.offerUnsafe(inbound, { _tag: "closed", conn })
         })
       })
@@ -216,29 +256,35 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
   // Frames are handled one at a time in arrival order: `identify` must be seen before what follows it. A bug in
   // one transition is logged and skipped so that it cannot stop the hub.
   yield* Queue.take(inbound).pipe(
+    Effect.tap((ev) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
+      if (ev._tag === "closed") lastFrame.delete(ev.conn)
+      else lastFrame.set(ev.conn, now)
+    }))),
     Effect.flatMap((ev) =>
-      always((s, now) => ev._tag === "frame" ? onFrame(s, ev.conn, ev.raw, now, settings) : disconnect(s, ev.conn, now, settings)).pipe(
+      ev._tag === "opened" ? Effect.void : always((s, now) =>
+        ev._tag === "frame" ? onFrame(s, ev.conn, ev.raw, now, settings) : disconnect(s, ev.conn, now, settings)).pipe(
         Effect.catchCause((cause) => Effect.logError(`${ev._tag} event on connection #${ev.conn} failed`, cause))
       )),
     Effect.forever,
     Effect.annotateLogs({ service: "DevHub", fiber: "frames" }),
     Effect.forkScoped
   )
-  yield* Effect.sleep(TICK).pipe(
-    Effect.andThen(always((s, now) => tick(s, now, settings))),
-    Effect.catchCause((cause) => Effect.logError("timer transition failed", cause)),
-    Effect.forever,
-    Effect.forkScoped
-  )
-  yield* Effect.sleep(LIVENESS).pipe(
-    Effect.andThen(Effect.sync(() => {
-      for (const [conn, ws] of sockets) {
-        if (unanswered.has(conn)) ws.terminate()
-        else if (ws.readyState === WebSocket.OPEN) {
-          unanswered.add(conn)
-          ws.ping()
-        }
-      }
+  const every = (ms: number, name: string, f: (s: HubState, now: number) => Step) =>
+    Effect.sleep(ms).pipe(
+      Effect.andThen(always(f)),
+      Effect.catchCause((cause) => Effect.logError(`${name} failed`, cause)),
+      Effect.forever,
+      Effect.annotateLogs({ service: "DevHub", fiber: name }),
+      Effect.forkScoped
+    )
+  yield* every(TICK_MS, "acceptance timers", (s, now) => tick(s, now, settings))
+  yield* every(settings.stuckSweepMs, "stuck sweep", (s, now) => sweepStuck(s, now, settings))
+  yield* every(settings.reaperSweepMs, "reaper", (s, now) => reap(s, now, settings))
+  // The real hub's WebSocket handler closes a connection that sends nothing for its `timeout` (endpoint.ex).
+  yield* Effect.sleep(TICK_MS).pipe(
+    Effect.andThen(Clock.currentTimeMillis),
+    Effect.flatMap((now) => Effect.sync(() => {
+      for (const [conn, at] of lastFrame) if (now - at >= idleTimeoutMs) sockets.get(conn)?.close(1001, "idle timeout")
     })),
     Effect.forever,
     Effect.forkScoped

@@ -15,13 +15,29 @@ const token = Flag.Redacted("token").pipe(
   Flag.optional
 )
 
-export const hub = Command.make("hub", { port, token }, ({ port, token }) =>
+const ms = (name: string, description: string) =>
+  Flag.Int(name).pipe(Flag.withDescription(description), Flag.filter((n) => n > 0, (n) => `--${name} must be > 0, got ${n}`), Flag.optional)
+const timers = {
+  acceptanceTimeoutMs: ms("acceptance-timeout-ms", "Take back a task not accepted within this (AgentCom: 60000)"),
+  stuckThresholdMs: ms("stuck-threshold-ms", "Take back a held task silent this long; twice this while working (AgentCom: 600000)"),
+  reaperTtlMs: ms("reaper-ttl-ms", "Cut off agents that have not pinged for this long (AgentCom: 60000)"),
+  maxRetries: Flag.Int("max-retries").pipe(Flag.withDescription("task_failed reports before a task is dead-lettered (AgentCom: 3)"), Flag.optional)
+}
+
+export const hub = Command.make("hub", { port, token, ...timers }, ({ port, token, ...t }) =>
   Effect.gen(function*() {
     const hub = yield* DevHub
     yield* Console.log(`Dev hub page:  ${hub.url}/`)
     yield* Console.log(`Sidecars:      ${hub.wsUrl}${Option.isSome(token) ? " (token required)" : ""}`)
-    yield* Console.log("State is in memory only. Ctrl-C stops the hub.")
+    yield* Console.log("Behaves like AgentCom's hub; state is in memory only. Ctrl-C stops the hub.")
     return yield* Effect.never
-  }).pipe(Effect.provide(DevHub.layer({ port, token: Option.getOrUndefined(token) })))).pipe(
+  }).pipe(Effect.provide(DevHub.layer({
+    port,
+    token: Option.getOrUndefined(token),
+    acceptanceTimeoutMs: Option.getOrUndefined(t.acceptanceTimeoutMs),
+    stuckThresholdMs: Option.getOrUndefined(t.stuckThresholdMs),
+    reaperTtlMs: Option.getOrUndefined(t.reaperTtlMs),
+    maxRetries: Option.getOrUndefined(t.maxRetries)
+  })))).pipe(
     Command.withDescription("Run a development hub (WebSocket /ws, HTTP API, live page at /)")
   )

@@ -13,12 +13,13 @@ import { Cause, Effect, Schema, Stream } from "effect"
 import type { InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import { pageCsp, pageHtml } from "./page.ts"
-import type { AgentView, TaskInput, TaskView } from "./state.ts"
+import type { AgentView, RestartMode, TaskInput, TaskView } from "./state.ts"
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
 export interface HubSnapshot {
-  readonly grace_ms: number
+  /** The hub's timers and limits (settings), so the page and tests can see what this hub runs with. */
+  readonly settings: Readonly<Record<string, number>>
   readonly agents: ReadonlyArray<AgentView>
   readonly tasks: ReadonlyArray<TaskView>
 }
@@ -29,6 +30,8 @@ export interface Api {
   readonly tasks: Effect.Effect<ReadonlyArray<TaskView>>
   readonly agents: Effect.Effect<ReadonlyArray<AgentView>>
   readonly changes: Stream.Stream<HubSnapshot>
+  /** Simulates a hub restart (tasks kept, every connection dropped); see `restart` in state.ts. */
+  restart(mode: RestartMode): Effect.Effect<void>
 }
 
 class HttpFailure extends Schema.TaggedError<HttpFailure>()("HttpFailure", { status: Schema.Number, error: Schema.String }) {}
@@ -36,8 +39,10 @@ class HttpFailure extends Schema.TaggedError<HttpFailure>()("HttpFailure", { sta
 const SubmitBody = Schema.Struct({
   description: Schema.String,
   metadata: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
-  agent_id: Schema.optionalKey(Schema.String)
+  agent_id: Schema.optionalKey(Schema.String),
+  max_retries: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0))))
 })
+const RestartBody = Schema.Struct({ mode: Schema.optionalKey(Schema.Literals(["graceful", "crash"])) })
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"])
 
@@ -167,6 +172,14 @@ const route = (api: Api, req: IncomingMessage, res: ServerResponse): Effect.Effe
       })
     }
     return only("GET", () => Effect.map(api.tasks, (tasks) => sendJson(res, 200, tasks)))
+  }
+  if (path === "/api/hub/restart") {
+    return only("POST", () => Effect.gen(function*() {
+      if (!sameOrigin(req)) return yield* new HttpFailure({ status: 403, error: "cross-origin request refused" })
+      const { mode = "graceful" } = yield* readJson(req, RestartBody)
+      yield* api.restart(mode)
+      sendJson(res, 200, { restarted: mode })
+    }))
   }
   const cancel = /^\/api\/tasks\/([^/]+)\/cancel$/.exec(path)
   if (cancel !== null) {

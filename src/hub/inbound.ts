@@ -1,80 +1,53 @@
 /**
- * The hub's side of wire protocol v1 (SPEC §3): decoding what sidecars send, and encoding what the hub sends.
- *
- * Outbound frames are typed with the sidecar's own `HubMessage` (src/domain/Protocol.ts), so the dev hub can only
- * say what a sidecar can decode. Inbound decoding mirrors `decodeFrame`: envelope first, then the known type's
- * schema, so a bad frame gets a precise `invalid_message` answer and unknown types can be ignored.
+ * The dev hub's wire format: parsing what sidecars send, and the frames the hub sends, in AgentCom's shapes
+ * (`lib/agent_com/socket.ex`). These are the dev hub's own types, not the sidecar's `HubMessage`: the hub says
+ * things (`state_report_ack`, `validation_failed` with its `errors`, `task_ack` `retried`/`dead_letter`) whether
+ * or not a given sidecar understands them, exactly as the real hub does. Like the real hub, frames carry no
+ * `protocol_version`.
  */
-import { Result, Schema } from "effect"
-import { type HubMessage, PROTOCOL_VERSION } from "../domain/Protocol.ts"
+import { Result } from "effect"
+import type { FieldError, JsonObject } from "./validation.ts"
 
-const Metadata = Schema.Record(Schema.String, Schema.Unknown)
-
-export const Identify = Schema.Struct({
-  type: Schema.Literal("identify"),
-  agent_id: Schema.String,
-  token: Schema.optionalKey(Schema.String),
-  name: Schema.optionalKey(Schema.String),
-  status: Schema.optionalKey(Schema.String),
-  capabilities: Schema.optionalKey(Schema.Array(Schema.String)),
-  client_type: Schema.optionalKey(Schema.String)
-})
-const Ping = Schema.Struct({ type: Schema.Literal("ping") })
-const TaskAccepted = Schema.Struct({ type: Schema.Literal("task_accepted"), task_id: Schema.String })
-const TaskRejected = Schema.Struct({ type: Schema.Literal("task_rejected"), task_id: Schema.String, reason: Schema.optionalKey(Schema.String) })
-const WakeResult = Schema.Struct({
-  type: Schema.Literal("wake_result"),
-  task_id: Schema.String,
-  status: Schema.optionalKey(Schema.String),
-  attempt: Schema.optionalKey(Schema.Number),
-  error: Schema.optionalKey(Schema.String)
-})
-const TaskComplete = Schema.Struct({
-  type: Schema.Literal("task_complete"),
-  task_id: Schema.String,
-  result: Schema.optionalKey(Schema.Unknown),
-  generation: Schema.optionalKey(Schema.Number)
-})
-const TaskFailed = Schema.Struct({
-  type: Schema.Literal("task_failed"),
-  task_id: Schema.String,
-  reason: Schema.optionalKey(Schema.String),
-  generation: Schema.optionalKey(Schema.Number)
-})
-const TaskRecovering = Schema.Struct({
-  type: Schema.Literal("task_recovering"),
-  task_id: Schema.String,
-  description: Schema.optionalKey(Schema.String),
-  metadata: Schema.optionalKey(Metadata),
-  last_status: Schema.optionalKey(Schema.String)
-})
-const TaskProgress = Schema.Struct({
-  type: Schema.Literal("task_progress"),
-  task_id: Schema.String,
-  progress: Schema.optionalKey(Schema.Number),
-  message: Schema.optionalKey(Schema.String)
-})
-
-const SidecarMessage = Schema.Union([Identify, Ping, TaskAccepted, TaskRejected, WakeResult, TaskComplete, TaskFailed, TaskRecovering, TaskProgress])
-export type SidecarMessage = typeof SidecarMessage.Type
-export type Identify = typeof Identify.Type
-type SidecarMessageType = SidecarMessage["type"]
-
-const schemas: { readonly [K in SidecarMessageType]: Schema.Codec<Extract<SidecarMessage, { type: K }>, unknown> } = {
-  identify: Identify,
-  ping: Ping,
-  task_accepted: TaskAccepted,
-  task_rejected: TaskRejected,
-  wake_result: WakeResult,
-  task_complete: TaskComplete,
-  task_failed: TaskFailed,
-  task_recovering: TaskRecovering,
-  task_progress: TaskProgress
+/** What `task_assign` carries besides the task's own fields (socket.ex `handle_info({:push_task, …})`). */
+export interface TaskAssignFrame {
+  readonly type: "task_assign"
+  readonly task_id: string
+  readonly description: string
+  readonly metadata: Readonly<Record<string, unknown>>
+  readonly generation: number
+  readonly assigned_at: number
+  readonly repo: null
+  readonly branch: null
+  readonly file_hints: ReadonlyArray<never>
+  readonly success_criteria: ReadonlyArray<never>
+  readonly verification_steps: ReadonlyArray<never>
+  readonly complexity: null
+  readonly routing_decision: null
+  readonly skip_verification: false
+  readonly verification_timeout_ms: null
+  readonly max_verification_retries: 0
 }
-const isKnownType = (type: string): type is SidecarMessageType => Object.hasOwn(schemas, type)
 
-/** Deeper JSON is refused: the hub re-serialises what it keeps (API, page, `task_assign`), and
- *  `JSON.stringify` overflows the stack on a few thousand levels. */
+export type HubFrame =
+  | { readonly type: "identified"; readonly agent_id: string }
+  | { readonly type: "error"; readonly error: string }
+  | { readonly type: "error"; readonly error: "validation_failed"; readonly message_type: unknown; readonly errors: ReadonlyArray<FieldError> }
+  | { readonly type: "pong"; readonly timestamp: number }
+  | TaskAssignFrame
+  | { readonly type: "task_ack"; readonly task_id: string; readonly status: "accepted" | "complete" | "retried" | "dead_letter" }
+  | { readonly type: "task_cancelled"; readonly task_id: string; readonly timestamp: number }
+  | { readonly type: "task_continue"; readonly task_id: string; readonly generation: number }
+  | { readonly type: "task_reassign"; readonly task_id: string }
+  | { readonly type: "state_report_ack"; readonly task_id: string; readonly action: "continue" | "abort" }
+  | { readonly type: "status_updated" }
+  | { readonly type: "agents"; readonly agents: ReadonlyArray<Readonly<Record<string, unknown>>> }
+  | { readonly type: "message_sent"; readonly id: string }
+  | { readonly type: "channel_history"; readonly channel: string; readonly messages: ReadonlyArray<never> }
+  | { readonly type: "channels"; readonly channels: ReadonlyArray<never> }
+  | { readonly type: "ollama_report_ack"; readonly status: "registered" }
+
+/** Deeper JSON is refused (a dev hub guard; the real hub has none): the hub re-serialises what it keeps (API,
+ *  page, `task_assign`), and `JSON.stringify` overflows the stack on a few thousand levels. */
 export const MAX_JSON_DEPTH = 64
 
 /** Whether `value` nests objects/arrays deeper than `max`; iterative, so it cannot overflow itself. */
@@ -89,28 +62,22 @@ export const nestsDeeperThan = (value: unknown, max: number): boolean => {
   return false
 }
 
-/** `unknown` frames (a newer sidecar's types) are ignored; `invalid` ones are answered with an `error` frame. */
-export type InboundRejection =
-  | { readonly kind: "unknown"; readonly type: string }
-  | { readonly kind: "invalid"; readonly detail: string }
+/** A text frame as JSON: an object, some other JSON value, or not JSON at all (answered `invalid_json`). */
+export type Parsed =
+  | { readonly kind: "object"; readonly value: JsonObject }
+  | { readonly kind: "other"; readonly value: unknown }
 
-export const decodeSidecarFrame = (raw: string): Result.Result<SidecarMessage, InboundRejection> => {
+export const parseFrame = (raw: string): Result.Result<Parsed, "invalid_json"> => {
   let json: unknown
   try {
     json = JSON.parse(raw)
-  } catch (e) {
-    return Result.fail({ kind: "invalid", detail: `not JSON: ${e instanceof Error ? e.message : String(e)}` })
+  } catch {
+    return Result.fail("invalid_json")
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return Result.fail({ kind: "invalid", detail: "not a JSON object" })
-  if (nestsDeeperThan(json, MAX_JSON_DEPTH)) return Result.fail({ kind: "invalid", detail: `nested deeper than ${MAX_JSON_DEPTH} levels` })
-  const type: unknown = (json as Record<string, unknown>)["type"]
-  if (typeof type !== "string") return Result.fail({ kind: "invalid", detail: "no string \"type\"" })
-  if (!isKnownType(type)) return Result.fail({ kind: "unknown", type: type.slice(0, 64) })
-  const decoded = Schema.decodeUnknownResult(schemas[type])(json)
-  return Result.isSuccess(decoded)
-    ? Result.succeed(decoded.success)
-    : Result.fail({ kind: "invalid", detail: `${type}: ${decoded.failure.message.replaceAll("\n", " ")}` })
+  if (nestsDeeperThan(json, MAX_JSON_DEPTH)) return Result.fail("invalid_json")
+  return Result.succeed(typeof json === "object" && json !== null && !Array.isArray(json)
+    ? { kind: "object", value: json as JsonObject }
+    : { kind: "other", value: json })
 }
 
-/** The text frame for a hub message; every one carries `protocol_version: 1`. */
-export const encodeHubFrame = (message: HubMessage): string => JSON.stringify({ ...message, protocol_version: PROTOCOL_VERSION })
+export const encodeHubFrame = (frame: HubFrame): string => JSON.stringify(frame)

@@ -22,7 +22,7 @@ const el = (tag, props, ...children) => {
 };
 const time = (ms) => ms === undefined ? "" : new Date(ms).toLocaleTimeString([], { hour12: false });
 const ago = (ms, now) => { const s = Math.max(0, Math.round((now - ms) / 1000)); return s < 60 ? s + " s ago" : Math.round(s / 60) + " min ago"; };
-const finished = (s) => s === "complete" || s === "failed" || s === "cancelled";
+const finished = (s) => s === "complete" || s === "dead_letter" || s === "cancelled";
 const shorten = (text, max) => text.length > max ? text.slice(0, max) + " …" : text;
 const userOpened = new Map();
 let lastSnapshot;
@@ -32,7 +32,7 @@ function renderAgents(agents, now) {
   body.replaceChildren(...agents.map((a) => el("tr", { "data-agent-id": a.agent_id },
     el("td", {}, el("code", { text: a.agent_id })),
     el("td", { text: a.name }),
-    el("td", {}, el("span", { class: "badge", "data-state": a.status === "busy" ? "working" : "idle", text: a.status + (a.tasks > 0 ? " (" + a.tasks + ")" : "") })),
+    el("td", {}, el("span", { class: "badge", "data-state": a.status === "busy" ? "working" : "idle", text: a.fsm + (a.unresponsive ? " (unresponsive)" : "") })),
     el("td", { text: a.capabilities.join(", ") || "–" }),
     el("td", { text: time(a.connected_at) }),
     el("td", { text: ago(a.last_seen, now) }))));
@@ -54,7 +54,7 @@ function renderTask(t) {
   }
   const card = el("article", { class: "task", "data-task-id": t.task_id, "data-state": t.state }, head,
     el("p", { class: "desc", text: shorten(t.description, 2000) || "(no description)" }));
-  if (t.agent_disconnected_at !== undefined) card.append(el("p", { class: "warn", text: "Agent disconnected at " + time(t.agent_disconnected_at) + "; held for recovery, then re-queued." }));
+  if (!finished(t.state) && t.last_error !== undefined) card.append(el("p", { class: "warn", text: "Failed " + t.retry_count + " of " + t.max_retries + " times; last error: " + shorten(t.last_error, 500) }));
   if (!finished(t.state) && (t.progress !== undefined || t.progress_message !== undefined)) {
     card.append(el("div", { class: "progress" },
       t.progress !== undefined ? el("progress", { max: 100, value: t.progress }) : undefined,
@@ -63,8 +63,12 @@ function renderTask(t) {
   if (t.state === "complete") {
     const compact = JSON.stringify(t.result) ?? "(no result)";
     card.append(el("pre", { class: "outcome", text: shorten(compact.length <= 120 ? compact : JSON.stringify(t.result, null, 2), 1500) }));
+    const extras = [t.tokens_used !== undefined && t.tokens_used !== null ? "tokens used: " + t.tokens_used : "",
+      t.verification_report ? "verification: " + (t.verification_report.status ?? "reported") : "",
+      t.verification_history.length > 0 ? t.verification_history.length + " verification run(s)" : ""].filter((x) => x !== "");
+    if (extras.length > 0) card.append(el("p", { class: "muted", text: extras.join(" · ") }));
   }
-  if (t.state === "failed") card.append(el("p", { class: "outcome failed", text: "Reason: " + t.reason }));
+  if (t.state === "dead_letter") card.append(el("p", { class: "outcome failed", text: "Dead letter after " + t.retry_count + " failure(s). Last error: " + t.last_error }));
   const list = el("ol", { class: "timeline" }, ...t.timeline.map((e) =>
     el("li", {}, el("time", { text: time(e.at) }), " ", el("b", { text: e.event }), e.detail ? " " + e.detail : "")));
   const summary = el("summary", { text: "Timeline (" + t.timeline.length + ")" });
@@ -145,7 +149,7 @@ th { font-size: 12px; color: var(--muted); font-weight: 600; }
 .badge[data-state="assigned"], .badge[data-state="accepted"] { background: #dbeafe; color: #1e40af; }
 .badge[data-state="working"] { background: #fef3c7; color: #92400e; }
 .badge[data-state="complete"], .badge[data-state="idle"] { background: #dcfce7; color: #166534; }
-.badge[data-state="failed"] { background: #fee2e2; color: #991b1b; }
+.badge[data-state="dead_letter"] { background: #fee2e2; color: #991b1b; }
 .badge[data-state="cancelled"] { background: #e5e7eb; color: #6b7280; text-decoration: line-through; }
 .task { border-top: 1px solid var(--line); padding: 10px 0; } .task:first-child { border-top: 0; }
 .task-head { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }

@@ -1,53 +1,70 @@
 /**
- * The dev hub's state and its transitions (frames are in frames.ts), kept pure: each function takes the state, the event and the time, and
- * returns the next state plus what to do (`Out`: frames to send, connections to close, lines to log). The
- * DevHub layer owns the sockets and the clock and carries the outs out; nothing here does I/O.
+ * The dev hub's state and its transitions (frames are in frames.ts), kept pure: each function takes the state, the
+ * event and the time, and returns the next state plus what to do (`Out`: frames to send, connections to close or
+ * cut, lines to log). The DevHub layer owns the sockets and the clock and carries the outs out; nothing here does I/O.
  *
- * Rules worth knowing (the README repeats them):
- * - A pending task is offered to one identified agent: the one named by its `agent_id`, else the least loaded one
- *   (idle first). Each (re)assignment increments `generation`.
- * - `task_rejected` puts the task back in the queue; it is offered again after `requeueDelayMs`, doubling per
- *   rejection up to 30 s, or at once when some agent frees up (a task ends, an agent connects), and then to
- *   another agent than the one that rejected it if there is one.
- * - A holder that disconnects keeps its tasks for `graceMs`, so a restarting sidecar can claim them with
- *   `task_recovering`; after that they are re-queued.
+ * It follows AgentCom's hub (notno/AgentCom), where ownership moves on the hub's side:
+ * - Scheduler (scheduler.ex): a pending task goes to an *idle* agent only, one task per agent at a time; the
+ *   agent named by the task's `agent_id` (the real hub's `assign_to`) or else the longest-connected idle one.
+ *   Every assignment bumps `generation`.
+ * - Agent FSM (agent_fsm.ex): idle → assigned (on `task_assign`) → working (on `task_accepted` of that task) →
+ *   idle (on `task_complete`/`task_failed` while working). A task not accepted within `acceptanceTimeoutMs` (60 s)
+ *   is taken back (generation bumped) and the agent flagged `unresponsive`. When the connection drops, the
+ *   agent's current task is taken back at once (generation bumped) and offered again.
+ * - Stuck sweep (scheduler.ex): every `stuckSweepMs` (30 s), a held task with no sign of life (`updated_at`) for
+ *   `stuckThresholdMs` (10 min) is taken back; 2× that when its agent is working. Signs of life are the hub's
+ *   `update_progress`: `task_accepted`, `task_progress`, `wake_result` success, `state_report` answered continue.
+ * - Reaper (reaper.ex): every `reaperSweepMs` (30 s), agents not heard from (`ping` only) for `reaperTtlMs`
+ *   (60 s) are cut off, which takes their task back.
+ * - Restart: the real hub keeps its tasks on disk. `graceful` is a normal stop (each connected agent's current
+ *   task is taken back, as its socket goes down); `crash` keeps held tasks assigned, and an agent that comes back
+ *   holding one starts in `assigned` with the acceptance timer running (agent_fsm.ex `init`).
  */
 import { Result } from "effect"
-import type { HubMessage } from "../domain/Protocol.ts"
 import type { TimelineEntry } from "../domain/Task.ts"
+import type { HubFrame } from "./inbound.ts"
+import type { Backoff, Violations } from "./validation.ts"
 
-export type TaskState = "pending" | "assigned" | "accepted" | "working" | "complete" | "failed" | "cancelled"
-/** The agent has the task: it was offered it and has not finished or lost it. */
+/**
+ * `pending` is the real hub's `queued`; `assigned`, `accepted` and `working` are all its `assigned` (the dev hub
+ * shows how far the agent got); `complete` is `completed`; `dead_letter` a task that failed `max_retries` times.
+ * `cancelled` tasks are deleted by the real hub: the protocol treats them as unknown, the page still shows them.
+ */
+export type TaskState = "pending" | "assigned" | "accepted" | "working" | "complete" | "dead_letter" | "cancelled"
+/** The real hub's status `assigned`: some agent has the task. */
 export const isHeld = (s: TaskState): boolean => s === "assigned" || s === "accepted" || s === "working"
-export const isFinished = (s: TaskState): boolean => s === "complete" || s === "failed" || s === "cancelled"
+export const isFinished = (s: TaskState): boolean => s === "complete" || s === "dead_letter" || s === "cancelled"
 
 export interface HubTask {
   readonly task_id: string
   readonly description: string
   readonly metadata: Readonly<Record<string, unknown>>
-  /** The agent the submitter asked for; then only that agent is offered the task. */
+  /** The agent the submitter asked for (the real hub's `assign_to`); then only that agent is offered the task. */
   readonly agent_id: string | undefined
   readonly state: TaskState
-  /** The agent holding the task, or the one that finished it. */
+  /** The agent holding the task, or the one that completed it (the real hub's `assigned_to`). */
   readonly agent: string | undefined
   readonly generation: number
   readonly assigned_at: number | undefined
-  /** Set while the holder is disconnected: the task is re-queued `graceMs` after this unless the agent returns. */
-  readonly agent_disconnected_at: number | undefined
   readonly result: unknown
-  readonly reason: string | undefined
+  readonly tokens_used: unknown
+  readonly verification_report: unknown
+  readonly verification_history: ReadonlyArray<unknown>
+  /** The last `task_failed` error. */
+  readonly last_error: string | undefined
+  readonly retry_count: number
+  readonly max_retries: number
+  /** The dev hub's display of `task_progress` (the real hub only takes it as a sign of life). */
   readonly progress: number | undefined
   readonly progress_message: string | undefined
   readonly created_at: number
+  /** The real hub's `updated_at`: set by its mutations and by signs of life, and read by the stuck sweep. */
   readonly updated_at: number
   readonly timeline: ReadonlyArray<TimelineEntry>
-  /** Pending only: not offered before this time (after a rejection). */
-  readonly retry_at: number | undefined
-  readonly rejections: number
-  /** The agent that rejected it last: offered to others first. */
-  readonly rejected_by: string | undefined
 }
-export type TaskView = Omit<HubTask, "retry_at" | "rejections" | "rejected_by">
+export type TaskView = HubTask
+
+export type FsmState = "idle" | "assigned" | "working"
 
 export interface HubAgent {
   readonly agent_id: string
@@ -57,10 +74,17 @@ export interface HubAgent {
   readonly client_type: string | undefined
   readonly conn: number
   readonly connected_at: number
+  /** Set at identify and by `ping` only (presence.ex `touch`); the reaper reads it. */
   readonly last_seen: number
+  readonly fsm: FsmState
+  readonly current_task: string | undefined
+  /** While `fsm` is `assigned`: the task is taken back at this time unless accepted. */
+  readonly accept_deadline: number | undefined
+  /** Set when the agent let a task's acceptance time out. */
+  readonly unresponsive: boolean
 }
-export interface AgentView extends Omit<HubAgent, "conn"> {
-  /** The hub's view: `busy` while it holds a task. */
+export interface AgentView extends Omit<HubAgent, "conn" | "accept_deadline"> {
+  /** `busy` while it holds a task. */
   readonly status: "idle" | "busy"
   readonly tasks: number
 }
@@ -71,18 +95,44 @@ export interface HubState {
   readonly agents: ReadonlyMap<string, HubAgent>
   /** Identified connections → agent id. */
   readonly conns: ReadonlyMap<number, string>
+  /** Validation violations per connection (identified or not). */
+  readonly violations: ReadonlyMap<number, Violations>
+  /** Cool-downs of agents cut off for too many violations (lost at a restart, as the hub's ETS table is). */
+  readonly backoff: ReadonlyMap<string, Backoff>
 }
-export const emptyState: HubState = { tasks: new Map(), agents: new Map(), conns: new Map() }
+export const emptyState: HubState = { tasks: new Map(), agents: new Map(), conns: new Map(), violations: new Map(), backoff: new Map() }
 
+/** Every timer of the hub; defaults are AgentCom's. */
 export interface Settings {
   readonly token: string | undefined
-  readonly graceMs: number
-  readonly requeueDelayMs: number
+  /** agent_fsm.ex `@acceptance_timeout_ms`. */
+  readonly acceptanceTimeoutMs: number
+  /** scheduler.ex `@stuck_threshold_ms` (twice this while the agent is working). */
+  readonly stuckThresholdMs: number
+  /** scheduler.ex `@stuck_sweep_interval_ms`. */
+  readonly stuckSweepMs: number
+  /** reaper.ex `@default_ttl_ms`. */
+  readonly reaperTtlMs: number
+  /** reaper.ex `@default_sweep_interval_ms`. */
+  readonly reaperSweepMs: number
+  /** task_queue.ex `@default_max_retries`, for tasks submitted without `max_retries`. */
+  readonly maxRetries: number
+}
+export const defaultSettings: Settings = {
+  token: undefined,
+  acceptanceTimeoutMs: 60_000,
+  stuckThresholdMs: 600_000,
+  stuckSweepMs: 30_000,
+  reaperTtlMs: 60_000,
+  reaperSweepMs: 30_000,
+  maxRetries: 3
 }
 
 export type Out =
-  | { readonly _tag: "send"; readonly conn: number; readonly frame: HubMessage }
+  | { readonly _tag: "send"; readonly conn: number; readonly frame: HubFrame }
   | { readonly _tag: "close"; readonly conn: number; readonly code: number; readonly reason: string }
+  /** Drop the connection without a close handshake (a killed socket process). */
+  | { readonly _tag: "terminate"; readonly conn: number }
   | { readonly _tag: "log"; readonly level: "info" | "warn" | "debug"; readonly message: string }
 export interface Step {
   readonly state: HubState
@@ -91,6 +141,7 @@ export interface Step {
 
 const TIMELINE_MAX = 200
 
+type Key = keyof HubState
 /**
  * One transition under construction. Maps are copied on first write, so the input state is never mutated and a
  * transition that changes nothing returns the very same state object (the layer then publishes nothing).
@@ -100,40 +151,57 @@ export class Tx {
   readonly settings: Settings
   readonly out: Array<Out> = []
   readonly #base: HubState
-  #tasks: Map<string, HubTask> | undefined
-  #agents: Map<string, HubAgent> | undefined
-  #conns: Map<number, string> | undefined
+  readonly #copies: { -readonly [K in Key]?: Map<unknown, unknown> } = {}
 
   constructor(base: HubState, now: number, settings: Settings) {
     this.#base = base
     this.now = now
     this.settings = settings
   }
-  get tasks(): ReadonlyMap<string, HubTask> { return this.#tasks ?? this.#base.tasks }
-  get agents(): ReadonlyMap<string, HubAgent> { return this.#agents ?? this.#base.agents }
-  get conns(): ReadonlyMap<number, string> { return this.#conns ?? this.#base.conns }
+  #read<K extends Key>(k: K): HubState[K] { return (this.#copies[k] ?? this.#base[k]) as HubState[K] }
+  #write<K extends Key>(k: K): HubState[K] extends ReadonlyMap<infer A, infer B> ? Map<A, B> : never {
+    return (this.#copies[k] ??= new Map(this.#base[k] as ReadonlyMap<unknown, unknown>)) as never
+  }
+  get tasks() { return this.#read("tasks") }
+  get agents() { return this.#read("agents") }
+  get conns() { return this.#read("conns") }
+  get violations() { return this.#read("violations") }
+  get backoff() { return this.#read("backoff") }
 
-  putTask(task: HubTask): void { (this.#tasks ??= new Map(this.#base.tasks)).set(task.task_id, task) }
-  putAgent(agent: HubAgent): void { (this.#agents ??= new Map(this.#base.agents)).set(agent.agent_id, agent) }
-  deleteAgent(id: string): void { (this.#agents ??= new Map(this.#base.agents)).delete(id) }
-  putConn(conn: number, agentId: string): void { (this.#conns ??= new Map(this.#base.conns)).set(conn, agentId) }
-  deleteConn(conn: number): void { (this.#conns ??= new Map(this.#base.conns)).delete(conn) }
+  putTask(task: HubTask): void { this.#write("tasks").set(task.task_id, task) }
+  putAgent(agent: HubAgent): void { this.#write("agents").set(agent.agent_id, agent) }
+  deleteAgent(id: string): void { this.#write("agents").delete(id) }
+  putConn(conn: number, agentId: string): void { this.#write("conns").set(conn, agentId) }
+  deleteConn(conn: number): void { this.#write("conns").delete(conn) }
+  putViolations(conn: number, v: Violations): void { this.#write("violations").set(conn, v) }
+  deleteViolations(conn: number): void { if (this.violations.has(conn)) this.#write("violations").delete(conn) }
+  putBackoff(agentId: string, b: Backoff): void { this.#write("backoff").set(agentId, b) }
+  clearConnections(): void {
+    if (this.conns.size > 0) this.#write("conns").clear()
+    if (this.agents.size > 0) this.#write("agents").clear()
+    if (this.violations.size > 0) this.#write("violations").clear()
+    if (this.backoff.size > 0) this.#write("backoff").clear()
+  }
 
-  /** Updates a task and, when `event` is given, appends it to the task's timeline. */
+  /** Updates a task and, when `event` is given, appends it to the task's timeline. `updated_at` is not touched:
+   *  the real hub's mutations set it themselves (see `touch`). */
   update(task: HubTask, patch: Partial<HubTask>, event?: string, detail?: string): HubTask {
     const timeline = event === undefined ? task.timeline : capTimeline([...task.timeline, entry(this.now, event, detail)])
-    const next: HubTask = { ...task, ...patch, updated_at: this.now, timeline }
+    const next: HubTask = { ...task, ...patch, timeline }
     this.putTask(next)
     return next
   }
-  send(conn: number, frame: HubMessage): void { this.out.push({ _tag: "send", conn, frame }) }
+  send(conn: number, frame: HubFrame): void { this.out.push({ _tag: "send", conn, frame }) }
   close(conn: number, code: number, reason: string): void { this.out.push({ _tag: "close", conn, code, reason }) }
+  terminate(conn: number): void { this.out.push({ _tag: "terminate", conn }) }
   log(level: "info" | "warn" | "debug", message: string): void { this.out.push({ _tag: "log", level, message }) }
 
   done(): Step {
-    const changed = this.#tasks !== undefined || this.#agents !== undefined || this.#conns !== undefined
+    const changed = Object.keys(this.#copies).length > 0
     return {
-      state: changed ? { tasks: this.tasks, agents: this.agents, conns: this.conns } : this.#base,
+      state: changed
+        ? { tasks: this.tasks, agents: this.agents, conns: this.conns, violations: this.violations, backoff: this.backoff }
+        : this.#base,
       out: this.out
     }
   }
@@ -151,69 +219,135 @@ const loadOf = (tasks: ReadonlyMap<string, HubTask>, agentId: string): number =>
   return n
 }
 
-const lessThan = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean => {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!
-  return false
+/** task_queue.ex `update_progress`: a sign of life for a held task (the stuck sweep reads `updated_at`). */
+export const touch = (tx: Tx, taskId: string): void => {
+  const t = tx.tasks.get(taskId)
+  if (t !== undefined && isHeld(t.state)) tx.update(t, { updated_at: tx.now })
 }
 
-/** Offers every due pending task to an agent that may take it. Called at the end of every transition. */
+/** task_queue.ex `reclaim_task`: a held task back to the queue with a new generation. Does not touch any agent's FSM. */
+export const reclaim = (tx: Tx, taskId: string | undefined, why: string): void => {
+  const t = taskId === undefined ? undefined : tx.tasks.get(taskId)
+  if (t === undefined || !isHeld(t.state)) return
+  const generation = t.generation + 1
+  tx.update(t, { state: "pending", agent: undefined, assigned_at: undefined, generation, updated_at: tx.now }, "reclaimed",
+    `${why}; taken back from ${t.agent ?? "?"} (generation ${generation})`)
+  tx.log("info", `task ${t.task_id} taken back from ${t.agent ?? "?"}: ${why}`)
+}
+
+/** The FSM leaves its task (agent_fsm.ex `task_completed`/`task_failed`: only from `working`). */
+export const agentDone = (tx: Tx, agentId: string): void => {
+  const a = tx.agents.get(agentId)
+  if (a !== undefined && a.fsm === "working") tx.putAgent({ ...a, fsm: "idle", current_task: undefined, accept_deadline: undefined })
+}
+
+export const taskAssignFrame = (t: HubTask, generation: number, now: number): HubFrame => ({
+  type: "task_assign", task_id: t.task_id, description: t.description, metadata: t.metadata, generation, assigned_at: now,
+  repo: null, branch: null, file_hints: [], success_criteria: [], verification_steps: [], complexity: null, routing_decision: null,
+  skip_verification: false, verification_timeout_ms: null, max_verification_retries: 0
+})
+
+/** scheduler.ex `try_schedule_all`: each pending task, oldest first, to an idle agent (one task per agent). Called at
+ *  the end of every transition, as the real scheduler runs on every task and presence event. */
 export const dispatch = (tx: Tx): void => {
-  const loads = new Map<string, number>()
-  for (const a of tx.agents.values()) loads.set(a.agent_id, loadOf(tx.tasks, a.agent_id))
-  for (const t of [...tx.tasks.values()]) {
-    if (t.state !== "pending" || (t.retry_at ?? 0) > tx.now) continue
-    // Order of preference: not the agent that just rejected it, fewest tasks held, connected longest.
-    const rank = (a: HubAgent) => [a.agent_id === t.rejected_by ? 1 : 0, loads.get(a.agent_id)!, a.connected_at] as const
-    let best: HubAgent | undefined
-    for (const a of tx.agents.values()) {
-      if (t.agent_id !== undefined && a.agent_id !== t.agent_id) continue
-      if (best === undefined || lessThan(rank(a), rank(best))) best = a
-    }
-    if (best === undefined) continue
+  const idle = [...tx.agents.values()].filter((a) => a.fsm === "idle").sort((a, b) => a.connected_at - b.connected_at || a.conn - b.conn)
+  if (idle.length === 0) return
+  const pending = [...tx.tasks.values()].filter((t) => t.state === "pending").sort((a, b) => a.created_at - b.created_at)
+  for (const t of pending) {
+    const i = idle.findIndex((a) => t.agent_id === undefined || a.agent_id === t.agent_id)
+    if (i < 0) continue
+    const [agent] = idle.splice(i, 1)
     const generation = t.generation + 1
-    tx.update(t, { state: "assigned", agent: best.agent_id, generation, assigned_at: tx.now, retry_at: undefined }, "assigned",
-      `to ${best.agent_id} (generation ${generation})`)
-    tx.send(best.conn, { type: "task_assign", task_id: t.task_id, description: t.description, metadata: t.metadata, generation, assigned_at: tx.now })
-    loads.set(best.agent_id, loads.get(best.agent_id)! + 1)
+    tx.update(t, { state: "assigned", agent: agent!.agent_id, generation, assigned_at: tx.now, updated_at: tx.now }, "assigned",
+      `to ${agent!.agent_id} (generation ${generation})`)
+    tx.putAgent({ ...agent!, fsm: "assigned", current_task: t.task_id, accept_deadline: tx.now + tx.settings.acceptanceTimeoutMs })
+    tx.send(agent!.conn, taskAssignFrame(t, generation, tx.now))
+    if (idle.length === 0) return
   }
 }
 
-/** Some agent has room again (a task ended, an agent connected): tasks waiting out a rejection delay are due now. */
-export const offerWaitingNow = (tx: Tx): void => {
-  for (const t of [...tx.tasks.values()]) {
-    if (t.state === "pending" && t.retry_at !== undefined) tx.update(t, { retry_at: undefined })
-  }
+/** The agent's socket went down (agent_fsm.ex `:DOWN`): its current task is taken back at once. */
+const agentDown = (tx: Tx, agentId: string, why: string): void => {
+  const a = tx.agents.get(agentId)
+  if (a === undefined) return
+  tx.deleteAgent(agentId)
+  tx.deleteConn(a.conn)
+  tx.deleteViolations(a.conn)
+  reclaim(tx, a.current_task, why)
 }
 
-/** A connection closed. Its agent's tasks stay with it for the grace period. */
+/** A connection closed. Only the agent's current connection counts (a replaced one was already let go). */
 export const disconnect = (state: HubState, conn: number, now: number, settings: Settings): Step => {
   const tx = new Tx(state, now, settings)
+  tx.deleteViolations(conn)
   const agentId = tx.conns.get(conn)
-  if (agentId === undefined) return tx.done()
-  tx.deleteConn(conn)
-  if (tx.agents.get(agentId)?.conn === conn) {
-    tx.deleteAgent(agentId)
-    tx.log("info", `agent ${agentId} disconnected`)
-    for (const t of [...tx.tasks.values()]) {
-      if (t.agent === agentId && isHeld(t.state)) {
-        tx.update(t, { agent_disconnected_at: now }, "agent_disconnected", `held for ${settings.graceMs / 1000} s for recovery`)
-      }
+  if (agentId !== undefined) {
+    tx.deleteConn(conn)
+    if (tx.agents.get(agentId)?.conn === conn) {
+      tx.log("info", `agent ${agentId} disconnected`)
+      agentDown(tx, agentId, "agent disconnected")
     }
   }
   dispatch(tx)
   return tx.done()
 }
 
-/** Timers: re-queue tasks whose agent did not come back in time, and offer tasks whose retry delay has passed. */
+/** Acceptance timers (agent_fsm.ex `:acceptance_timeout`): due ones take the task back and flag the agent. */
 export const tick = (state: HubState, now: number, settings: Settings): Step => {
   const tx = new Tx(state, now, settings)
-  for (const t of [...tx.tasks.values()]) {
-    if (isHeld(t.state) && t.agent_disconnected_at !== undefined && now - t.agent_disconnected_at >= settings.graceMs) {
-      tx.update(t, { state: "pending", agent: undefined, assigned_at: undefined, agent_disconnected_at: undefined }, "requeued",
-        `${t.agent ?? "the agent"} did not come back within ${settings.graceMs / 1000} s`)
-    }
+  for (const a of [...tx.agents.values()]) {
+    if (a.fsm !== "assigned" || a.accept_deadline === undefined || a.accept_deadline > now) continue
+    reclaim(tx, a.current_task, `not accepted within ${settings.acceptanceTimeoutMs / 1000} s`)
+    tx.putAgent({ ...a, fsm: "idle", current_task: undefined, accept_deadline: undefined, unresponsive: true })
   }
   dispatch(tx)
+  return tx.done()
+}
+
+/** scheduler.ex `:sweep_stuck`: held tasks without a sign of life for the threshold (2× while the agent works). */
+export const sweepStuck = (state: HubState, now: number, settings: Settings): Step => {
+  const tx = new Tx(state, now, settings)
+  for (const t of [...tx.tasks.values()]) {
+    if (!isHeld(t.state) || t.updated_at >= now - settings.stuckThresholdMs) continue
+    const fsm = t.agent === undefined ? undefined : tx.agents.get(t.agent)?.fsm
+    const minutes = Math.round((now - t.updated_at) / 6_000) / 10
+    if (fsm === "working" && t.updated_at >= now - 2 * settings.stuckThresholdMs) continue
+    reclaim(tx, t.task_id, `no sign of life for ${minutes} min (agent ${fsm ?? "offline"})`)
+  }
+  dispatch(tx)
+  return tx.done()
+}
+
+/** reaper.ex `:sweep`: agents not heard from (ping) within the TTL are cut off, which takes their task back. */
+export const reap = (state: HubState, now: number, settings: Settings): Step => {
+  const tx = new Tx(state, now, settings)
+  for (const a of [...tx.agents.values()]) {
+    if (a.last_seen >= now - settings.reaperTtlMs) continue
+    tx.log("warn", `reaper: agent ${a.agent_id} silent for ${(now - a.last_seen) / 1000} s, connection cut`)
+    tx.terminate(a.conn)
+    agentDown(tx, a.agent_id, `agent silent for ${(now - a.last_seen) / 1000} s (reaper)`)
+  }
+  dispatch(tx)
+  return tx.done()
+}
+
+export type RestartMode = "graceful" | "crash"
+
+/**
+ * The hub restarts with its tasks (they are on disk in the real hub). Every connection is dropped; `graceful`
+ * takes each connected agent's current task back first (its socket went down while the hub still ran), `crash`
+ * leaves held tasks assigned. Either way an agent that comes back is offered its task again with a new generation:
+ * at once after `graceful`, and after `crash` once its acceptance timer runs out, unless it sends `task_accepted`.
+ */
+export const restart = (state: HubState, now: number, settings: Settings, mode: RestartMode): Step => {
+  const tx = new Tx(state, now, settings)
+  for (const conn of tx.conns.keys()) {
+    if (mode === "graceful") tx.close(conn, 1001, "hub shutting down")
+    else tx.terminate(conn)
+  }
+  if (mode === "graceful") for (const a of [...tx.agents.values()]) agentDown(tx, a.agent_id, "hub restarted")
+  tx.clearConnections()
+  tx.log("info", `hub restarted (${mode})`)
   return tx.done()
 }
 
@@ -221,47 +355,50 @@ export interface TaskInput {
   readonly description: string
   readonly metadata?: Readonly<Record<string, unknown>> | undefined
   readonly agent_id?: string | undefined
+  /** How many `task_failed` the task takes before it is dead-lettered (task_queue.ex: default 3). */
+  readonly max_retries?: number | undefined
 }
 
 /** A new pending task; `first` opens its timeline. */
-export const newTask = (taskId: string, input: TaskInput, now: number, first: TimelineEntry): HubTask => ({
+export const newTask = (taskId: string, input: TaskInput, now: number, first: TimelineEntry, settings: Settings): HubTask => ({
   task_id: taskId, description: input.description, metadata: input.metadata ?? {}, agent_id: input.agent_id,
-  state: "pending", agent: undefined, generation: 0, assigned_at: undefined, agent_disconnected_at: undefined,
-  result: undefined, reason: undefined, progress: undefined, progress_message: undefined,
-  created_at: now, updated_at: now, retry_at: undefined, rejections: 0, rejected_by: undefined, timeline: [first]
+  state: "pending", agent: undefined, generation: 0, assigned_at: undefined,
+  result: undefined, tokens_used: undefined, verification_report: undefined, verification_history: [], last_error: undefined,
+  retry_count: 0, max_retries: input.max_retries ?? settings.maxRetries, progress: undefined, progress_message: undefined,
+  created_at: now, updated_at: now, timeline: [first]
 })
 
 export const submit = (state: HubState, taskId: string, input: TaskInput, now: number, settings: Settings): Step => {
   const tx = new Tx(state, now, settings)
-  tx.putTask(newTask(taskId, input, now, entry(now, "submitted", input.agent_id === undefined ? undefined : `for agent ${input.agent_id}`)))
+  tx.putTask(newTask(taskId, input, now, entry(now, "submitted", input.agent_id === undefined ? undefined : `for agent ${input.agent_id}`), settings))
   dispatch(tx)
   return tx.done()
 }
 
 export type CancelRefusal = { readonly kind: "not_found" } | { readonly kind: "finished"; readonly state: TaskState }
 
+/** task_queue.ex `cancel_task`: the holder gets `task_cancelled` and its FSM goes idle. */
 export const cancel = (state: HubState, taskId: string, now: number, settings: Settings): Result.Result<Step, CancelRefusal> => {
   const tx = new Tx(state, now, settings)
   const t = tx.tasks.get(taskId)
   if (t === undefined) return Result.fail({ kind: "not_found" })
   if (isFinished(t.state)) return Result.fail({ kind: "finished", state: t.state })
   const holder = isHeld(t.state) ? t.agent : undefined
-  tx.update(t, { state: "cancelled", agent_disconnected_at: undefined, retry_at: undefined }, "cancelled",
-    holder === undefined ? undefined : `task_cancelled sent to ${holder}`)
+  tx.update(t, { state: "cancelled" }, "cancelled", holder === undefined ? undefined : `task_cancelled sent to ${holder}`)
   const agent = holder === undefined ? undefined : tx.agents.get(holder)
-  // A holder that is away learns of it when it sends task_recovering (answered task_cancelled).
-  if (agent !== undefined) tx.send(agent.conn, { type: "task_cancelled", task_id: taskId })
-  if (holder !== undefined) offerWaitingNow(tx)
+  if (agent !== undefined) {
+    tx.send(agent.conn, { type: "task_cancelled", task_id: taskId, timestamp: now })
+    tx.putAgent(agent.fsm === "idle"
+      ? { ...agent, current_task: undefined }
+      : { ...agent, fsm: "idle", current_task: undefined, accept_deadline: undefined })
+  }
   dispatch(tx)
   return Result.succeed(tx.done())
 }
 
-export const taskView = (t: HubTask): TaskView => {
-  const { retry_at: _retry, rejections: _rejections, rejected_by: _by, ...view } = t
-  return view
-}
+export const taskView = (t: HubTask): TaskView => t
 export const agentView = (a: HubAgent, tasks: ReadonlyMap<string, HubTask>): AgentView => {
-  const { conn: _conn, ...view } = a
+  const { conn: _conn, accept_deadline: _deadline, ...view } = a
   const load = loadOf(tasks, a.agent_id)
   return { ...view, status: load > 0 ? "busy" : "idle", tasks: load }
 }

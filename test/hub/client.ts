@@ -1,36 +1,38 @@
 /**
- * Test helpers for the dev hub: a fresh hub per test, a raw `ws` client that decodes every frame with the sidecar's own decoder
- * (`decodeFrame`) and checks `protocol_version: 1` on each, and a small JSON fetch wrapper.
+ * Test helpers for the dev hub: a fresh hub per test, a raw `ws` client that also checks every frame of a type the sidecar
+ * knows against the sidecar's own decoder (`decodeFrame`), and a small JSON fetch wrapper.
  */
 import { get } from "node:http"
 import { assert } from "@effect/vitest"
 import { Deferred, Effect, Queue, References, Result, type Scope } from "effect"
 import { WebSocket } from "ws"
 import { DevHub, type DevHubOptions } from "../../src/hub/DevHub.ts"
-import { decodeFrame, describeRejection, encodeOutbound, type HubMessage, type Outbound } from "../../src/domain/Protocol.ts"
+import { decodeFrame, describeRejection, encodeOutbound } from "../../src/domain/Protocol.ts"
+import type { HubFrame } from "../../src/hub/inbound.ts"
 
 export type Hub = DevHub["Service"]
 
-/** Runs `body` against a fresh hub on a free port (token "secret", 5 s grace, 100 ms re-queue delay), logs quiet. */
+/** Runs `body` against a fresh hub on a free port (token "secret", AgentCom's timers unless given), logs quiet. */
 export const withHub = <A, E>(body: (hub: Hub) => Effect.Effect<A, E, Scope.Scope>, options: Partial<DevHubOptions> = {}) =>
   Effect.gen(function*() {
     return yield* body(yield* DevHub)
   }).pipe(
-    Effect.provide(DevHub.layer({ port: 0, token: "secret", graceMs: 5000, requeueDelayMs: 100, ...options })),
+    Effect.provide(DevHub.layer({ port: 0, token: "secret", ...options })),
     Effect.provideService(References.MinimumLogLevel, "Error")
   )
 
-type Of<T extends HubMessage["type"]> = Extract<HubMessage, { type: T }>
+type Of<T extends HubFrame["type"]> = Extract<HubFrame, { type: T }>
 
 export interface RawClient {
-  send(message: Outbound): Effect.Effect<void>
+  /** Sends a JSON frame (with the sidecar's `protocol_version: 1`, which the hub ignores). */
+  send(message: { readonly type: string; readonly [k: string]: unknown }): Effect.Effect<void>
   sendText(text: string): Effect.Effect<void>
   /** The next frame (fails the test after 5 s). */
-  readonly next: Effect.Effect<HubMessage>
+  readonly next: Effect.Effect<HubFrame>
   /** The next frame, however long it takes (for long-running fake sidecars). */
-  readonly take: Effect.Effect<HubMessage>
+  readonly take: Effect.Effect<HubFrame>
   /** The next frame, which must be of this type. */
-  expect<T extends HubMessage["type"]>(type: T): Effect.Effect<Of<T>>
+  expect<T extends HubFrame["type"]>(type: T): Effect.Effect<Of<T>>
   /** Asserts that no frame arrives within `ms`. */
   expectSilence(ms: number): Effect.Effect<void>
   /** Resolves with the close code and reason once the hub closes the connection. */
@@ -39,12 +41,14 @@ export interface RawClient {
   readonly kill: Effect.Effect<void>
 }
 
-const parse = (raw: string): HubMessage => {
-  const json = JSON.parse(raw) as Record<string, unknown>
-  assert.strictEqual(json["protocol_version"], 1, `frame without protocol_version 1: ${raw}`)
+const parse = (raw: string): HubFrame => {
+  const json = JSON.parse(raw) as HubFrame
   const decoded = decodeFrame(raw, 16 * 1024 * 1024)
-  if (Result.isFailure(decoded)) assert.fail(`the sidecar's decoder refuses ${raw}: ${describeRejection(decoded.failure)}`)
-  return decoded.success
+  // Types the sidecar does not know yet (state_report_ack) are the sidecar's business; known ones must decode.
+  if (Result.isFailure(decoded) && decoded.failure.kind !== "unknown_type") {
+    assert.fail(`the sidecar's decoder refuses ${raw}: ${describeRejection(decoded.failure)}`)
+  }
+  return json
 }
 
 export const connect = (wsUrl: string, options: { readonly origin?: string } = {}): Effect.Effect<RawClient, Error, Scope.Scope> => Effect.gen(function*() {
@@ -65,11 +69,11 @@ export const connect = (wsUrl: string, options: { readonly origin?: string } = {
     Effect.map(parse)
   )
   return {
-    send: (message) => Effect.sync(() => ws.send(encodeOutbound(message))),
+    send: (message) => Effect.sync(() => ws.send(encodeOutbound(message as never))),
     sendText: (text) => Effect.sync(() => ws.send(text)),
     next,
     take: Effect.map(Queue.take(frames), parse),
-    expect: <T extends HubMessage["type"]>(type: T) => Effect.map(next, (m) => {
+    expect: <T extends HubFrame["type"]>(type: T) => Effect.map(next, (m) => {
       assert.strictEqual(m.type, type, `expected ${type}, got ${JSON.stringify(m)}`)
       return m as Of<T>
     }),
