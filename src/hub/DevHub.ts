@@ -18,9 +18,10 @@ import { onFrame } from "./frames.ts"
 import { type Api, handleRequest, type HubSnapshot, hostGuard, sameOrigin } from "./http.ts"
 import { encodeHubFrame, MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import {
-  agentView, type AgentView, cancel, defaultSettings, disconnect, emptyState, type HubState, type Out, reap, restart, type RestartMode,
-  type Settings, type Step, submit, sweepStuck, type TaskInput, taskView, type TaskView, tick
+  agentView, type AgentView, cancel, defaultSettings, emptyState, type HubState, type Out, type Settings, type Step, submit, type TaskInput,
+  taskView, type TaskView
 } from "./state.ts"
+import { disconnect, reap, restart, type RestartMode, sweepStuck, tick } from "./timers.ts"
 
 export type { AgentView, HubSnapshot, RestartMode, TaskInput, TaskView }
 
@@ -93,14 +94,11 @@ export class DevHub extends Context.Service<DevHub, {
 
 const make = (options: DevHubOptions) => Effect.gen(function*() {
   const host = options.host ?? "127.0.0.1"
+  const or = <K extends Exclude<keyof Settings, "token">>(key: K): Settings[K] => options[key] ?? defaultSettings[key]
   const settings: Settings = {
     token: options.token === undefined ? undefined : Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token,
-    acceptanceTimeoutMs: options.acceptanceTimeoutMs ?? defaultSettings.acceptanceTimeoutMs,
-    stuckThresholdMs: options.stuckThresholdMs ?? defaultSettings.stuckThresholdMs,
-    stuckSweepMs: options.stuckSweepMs ?? defaultSettings.stuckSweepMs,
-    reaperTtlMs: options.reaperTtlMs ?? defaultSettings.reaperTtlMs,
-    reaperSweepMs: options.reaperSweepMs ?? defaultSettings.reaperSweepMs,
-    maxRetries: options.maxRetries ?? defaultSettings.maxRetries
+    acceptanceTimeoutMs: or("acceptanceTimeoutMs"), stuckThresholdMs: or("stuckThresholdMs"), stuckSweepMs: or("stuckSweepMs"),
+    reaperTtlMs: or("reaperTtlMs"), reaperSweepMs: or("reaperSweepMs"), maxRetries: or("maxRetries")
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000
   const state = yield* SubscriptionRef.make<HubState>(emptyState)

@@ -13,7 +13,8 @@ import { Cause, Effect, Schema, Stream } from "effect"
 import type { InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import { pageCsp, pageHtml } from "./page.ts"
-import type { AgentView, RestartMode, TaskInput, TaskView } from "./state.ts"
+import type { AgentView, TaskInput, TaskView } from "./state.ts"
+import type { RestartMode } from "./timers.ts"
 
 export const MAX_BODY_BYTES = 1024 * 1024
 

@@ -6,9 +6,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import { onFrame } from "../../src/hub/frames.ts"
 import type { HubFrame } from "../../src/hub/inbound.ts"
-import {
-  cancel, defaultSettings, disconnect, emptyState, type HubState, type Out, reap, restart, type Settings, type Step, submit, sweepStuck, tick
-} from "../../src/hub/state.ts"
+import { cancel, defaultSettings, emptyState, type HubState, type Out, type Settings, type Step, submit } from "../../src/hub/state.ts"
+import { disconnect, reap, restart, sweepStuck, tick } from "../../src/hub/timers.ts"
 import { KNOWN_TYPES, validateWsMessage } from "../../src/hub/validation.ts"
 
 const settings: Settings = { ...defaultSettings, token: "secret" }
