@@ -15,12 +15,10 @@ import { Clock, Context, Effect, FiberSet, Layer, Queue, Redacted, Result, Semap
 import { type RawData, WebSocket, WebSocketServer } from "ws"
 import { DevHubError, InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
 import { onFrame } from "./frames.ts"
-import { type Api, handleRequest, type HubSnapshot, hostGuard, sameOrigin } from "./http.ts"
+import { type Api, handleRequest, type HubSnapshot, hostGuard, sameOrigin, settingsView } from "./http.ts"
 import { encodeHubFrame, MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
-import {
-  agentView, type AgentView, cancel, defaultSettings, emptyState, type HubState, type Out, type Settings, type Step, submit, type TaskInput,
-  taskView, type TaskView
-} from "./state.ts"
+import { cancel, submit, type TaskInput } from "./requests.ts"
+import { agentView, type AgentView, defaultSettings, emptyState, type HubState, type Out, type Settings, type Step, taskView, type TaskView } from "./state.ts"
 import { disconnect, reap, restart, type RestartMode, sweepStuck, tick } from "./timers.ts"
 
 export type { AgentView, HubSnapshot, RestartMode, TaskInput, TaskView }
@@ -46,6 +44,8 @@ export interface DevHubOptions {
   readonly idleTimeoutMs?: number | undefined
   /** `task_failed` reports a task takes before it is dead-lettered, unless submitted with `max_retries`. AgentCom: 3. */
   readonly maxRetries?: number | undefined
+  /** Test hook: tasks are offered to an agent only this long after it identified (checked every 100 ms). Default 0. */
+  readonly assignDelayMs?: number | undefined
 }
 
 /** Frames up to 16 MiB: a `task_complete` carries the agent's whole result (a sidecar allows 10 MiB). */
@@ -98,7 +98,7 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
   const settings: Settings = {
     token: options.token === undefined ? undefined : Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token,
     acceptanceTimeoutMs: or("acceptanceTimeoutMs"), stuckThresholdMs: or("stuckThresholdMs"), stuckSweepMs: or("stuckSweepMs"),
-    reaperTtlMs: or("reaperTtlMs"), reaperSweepMs: or("reaperSweepMs"), maxRetries: or("maxRetries")
+    reaperTtlMs: or("reaperTtlMs"), reaperSweepMs: or("reaperSweepMs"), maxRetries: or("maxRetries"), assignDelayMs: or("assignDelayMs")
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000
   const state = yield* SubscriptionRef.make<HubState>(emptyState)
@@ -176,15 +176,7 @@ const make = (options: DevHubOptions) => Effect.gen(function*() {
       })
     }),
     changes: SubscriptionRef.changes(state).pipe(Stream.map((s): HubSnapshot => ({
-      settings: {
-        acceptance_timeout_ms: settings.acceptanceTimeoutMs,
-        stuck_threshold_ms: settings.stuckThresholdMs,
-        stuck_sweep_ms: settings.stuckSweepMs,
-        reaper_ttl_ms: settings.reaperTtlMs,
-        reaper_sweep_ms: settings.reaperSweepMs,
-        idle_timeout_ms: idleTimeoutMs,
-        max_retries: settings.maxRetries
-      },
+      settings: settingsView(settings, idleTimeoutMs),
       agents: [...s.agents.values()].map((a) => agentView(a, s.tasks)),
       tasks: [...s.tasks.values()].map(taskView)
     })))

@@ -13,7 +13,8 @@ import { Cause, Effect, Schema, Stream } from "effect"
 import type { InvalidTask, TaskFinished, TaskNotFound } from "./errors.ts"
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "./inbound.ts"
 import { pageCsp, pageHtml } from "./page.ts"
-import type { AgentView, TaskInput, TaskView } from "./state.ts"
+import type { TaskInput } from "./requests.ts"
+import type { AgentView, Settings, TaskView } from "./state.ts"
 import type { RestartMode } from "./timers.ts"
 
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -25,13 +26,25 @@ export interface HubSnapshot {
   readonly tasks: ReadonlyArray<TaskView>
 }
 
+/** The snapshot's `settings`: the hub's timers, snake_case as the API writes them. */
+export const settingsView = (s: Settings, idleTimeoutMs: number): HubSnapshot["settings"] => ({
+  acceptance_timeout_ms: s.acceptanceTimeoutMs,
+  stuck_threshold_ms: s.stuckThresholdMs,
+  stuck_sweep_ms: s.stuckSweepMs,
+  reaper_ttl_ms: s.reaperTtlMs,
+  reaper_sweep_ms: s.reaperSweepMs,
+  idle_timeout_ms: idleTimeoutMs,
+  max_retries: s.maxRetries,
+  assign_delay_ms: s.assignDelayMs
+})
+
 export interface Api {
   submit(input: TaskInput): Effect.Effect<string, InvalidTask>
   cancel(taskId: string): Effect.Effect<void, TaskNotFound | TaskFinished>
   readonly tasks: Effect.Effect<ReadonlyArray<TaskView>>
   readonly agents: Effect.Effect<ReadonlyArray<AgentView>>
   readonly changes: Stream.Stream<HubSnapshot>
-  /** Simulates a hub restart (tasks kept, every connection dropped); see `restart` in state.ts. */
+  /** Simulates a hub restart (tasks kept, every connection dropped); see `restart` in timers.ts. */
   restart(mode: RestartMode): Effect.Effect<void>
 }
 

@@ -1,5 +1,6 @@
 /**
- * The dev hub's state and its transitions (frames are in frames.ts; disconnects, timers and restart in timers.ts),
+ * The dev hub's state and its transitions (frames are in frames.ts; disconnects, timers and restart in timers.ts;
+ * submit and cancel in requests.ts),
  * kept pure: each function takes the state, the event and the time, and returns the next state plus what to do
  * (`Out`: frames to send, connections to close or cut, lines to log). The DevHub layer owns the sockets and the
  * clock and carries the outs out; nothing here does I/O.
@@ -12,7 +13,6 @@
  *   idle (on `task_complete`/`task_failed` while working). A task not accepted in time, or whose agent's
  *   connection drops, is taken back with a new generation (timers.ts).
  */
-import { Result } from "effect"
 import type { TimelineEntry } from "../domain/Task.ts"
 import type { HubFrame } from "./inbound.ts"
 import type { Backoff, Violations } from "./validation.ts"
@@ -109,6 +109,9 @@ export interface Settings {
   readonly reaperSweepMs: number
   /** task_queue.ex `@default_max_retries`, for tasks submitted without `max_retries`. */
   readonly maxRetries: number
+  /** Test hook (0 in AgentCom): an agent is offered tasks only this long after it identified, as when the real
+   *  scheduler runs late after a reconnect, so that a `state_report` is answered before the task comes again. */
+  readonly assignDelayMs: number
 }
 export const defaultSettings: Settings = {
   token: undefined,
@@ -117,7 +120,8 @@ export const defaultSettings: Settings = {
   stuckSweepMs: 30_000,
   reaperTtlMs: 60_000,
   reaperSweepMs: 30_000,
-  maxRetries: 3
+  maxRetries: 3,
+  assignDelayMs: 0
 }
 
 export type Out =
@@ -199,7 +203,7 @@ export class Tx {
   }
 }
 
-const entry = (at: number, event: string, detail: string | undefined): TimelineEntry =>
+export const entry = (at: number, event: string, detail: string | undefined): TimelineEntry =>
   detail === undefined ? { at, event } : { at, event, detail }
 /** Keeps the first entry (submission) and the latest ones, so a chatty task cannot grow without bound. */
 const capTimeline = (t: ReadonlyArray<TimelineEntry>): ReadonlyArray<TimelineEntry> =>
@@ -230,9 +234,11 @@ export const taskAssignFrame = (t: HubTask, generation: number, now: number): Hu
 })
 
 /** scheduler.ex `try_schedule_all`: each pending task, oldest first, to an idle agent (one task per agent). Called at
- *  the end of every transition, as the real scheduler runs on every task and presence event. */
+ *  the end of every transition (and by the acceptance timers' tick), as the real scheduler runs on every task and
+ *  presence event. */
 export const dispatch = (tx: Tx): void => {
-  const idle = [...tx.agents.values()].filter((a) => a.fsm === "idle").sort((a, b) => a.connected_at - b.connected_at || a.conn - b.conn)
+  const idle = [...tx.agents.values()].filter((a) => a.fsm === "idle" && tx.now - a.connected_at >= tx.settings.assignDelayMs)
+    .sort((a, b) => a.connected_at - b.connected_at || a.conn - b.conn)
   if (idle.length === 0) return
   const pending = [...tx.tasks.values()].filter((t) => t.state === "pending").sort((a, b) => a.created_at - b.created_at)
   for (const t of pending) {
@@ -246,51 +252,6 @@ export const dispatch = (tx: Tx): void => {
     tx.send(agent!.conn, taskAssignFrame(t, generation, tx.now))
     if (idle.length === 0) return
   }
-}
-
-export interface TaskInput {
-  readonly description: string
-  readonly metadata?: Readonly<Record<string, unknown>> | undefined
-  readonly agent_id?: string | undefined
-  /** How many `task_failed` the task takes before it is dead-lettered (task_queue.ex: default 3). */
-  readonly max_retries?: number | undefined
-}
-
-/** A new pending task; `first` opens its timeline. */
-export const newTask = (taskId: string, input: TaskInput, now: number, first: TimelineEntry, settings: Settings): HubTask => ({
-  task_id: taskId, description: input.description, metadata: input.metadata ?? {}, agent_id: input.agent_id,
-  state: "pending", agent: undefined, generation: 0, assigned_at: undefined,
-  result: undefined, tokens_used: undefined, verification_report: undefined, verification_history: [], last_error: undefined,
-  retry_count: 0, max_retries: input.max_retries ?? settings.maxRetries, progress: undefined, progress_message: undefined,
-  created_at: now, updated_at: now, timeline: [first]
-})
-
-export const submit = (state: HubState, taskId: string, input: TaskInput, now: number, settings: Settings): Step => {
-  const tx = new Tx(state, now, settings)
-  tx.putTask(newTask(taskId, input, now, entry(now, "submitted", input.agent_id === undefined ? undefined : `for agent ${input.agent_id}`), settings))
-  dispatch(tx)
-  return tx.done()
-}
-
-export type CancelRefusal = { readonly kind: "not_found" } | { readonly kind: "finished"; readonly state: TaskState }
-
-/** task_queue.ex `cancel_task`: the holder gets `task_cancelled` and its FSM goes idle. */
-export const cancel = (state: HubState, taskId: string, now: number, settings: Settings): Result.Result<Step, CancelRefusal> => {
-  const tx = new Tx(state, now, settings)
-  const t = tx.tasks.get(taskId)
-  if (t === undefined) return Result.fail({ kind: "not_found" })
-  if (isFinished(t.state)) return Result.fail({ kind: "finished", state: t.state })
-  const holder = isHeld(t.state) ? t.agent : undefined
-  tx.update(t, { state: "cancelled" }, "cancelled", holder === undefined ? undefined : `task_cancelled sent to ${holder}`)
-  const agent = holder === undefined ? undefined : tx.agents.get(holder)
-  if (agent !== undefined) {
-    tx.send(agent.conn, { type: "task_cancelled", task_id: taskId, timestamp: now })
-    tx.putAgent(agent.fsm === "idle"
-      ? { ...agent, current_task: undefined }
-      : { ...agent, fsm: "idle", current_task: undefined, accept_deadline: undefined })
-  }
-  dispatch(tx)
-  return Result.succeed(tx.done())
 }
 
 export const taskView = (t: HubTask): TaskView => t

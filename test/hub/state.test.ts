@@ -6,7 +6,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import { onFrame } from "../../src/hub/frames.ts"
 import type { HubFrame } from "../../src/hub/inbound.ts"
-import { cancel, defaultSettings, emptyState, type HubState, type Out, type Settings, type Step, submit } from "../../src/hub/state.ts"
+import { cancel, submit } from "../../src/hub/requests.ts"
+import { defaultSettings, emptyState, type HubState, type Out, type Settings, type Step } from "../../src/hub/state.ts"
 import { disconnect, reap, restart, sweepStuck, tick } from "../../src/hub/timers.ts"
 import { KNOWN_TYPES, validateWsMessage } from "../../src/hub/validation.ts"
 
@@ -243,6 +244,19 @@ describe("take-back (agent_fsm.ex)", () => {
     hub.frame(2, { type: "state_report", task_id: "t1", status: "working", generation: 1 })
     assert.deepStrictEqual(hub.sent(2), [{ type: "state_report_ack", task_id: "t1", action: "continue" }])
     hub.advance(60_000).run((s, now) => tick(s, now, settings))
+    assert.deepInclude(hub.sent(2)[0], { type: "task_assign", task_id: "t1", generation: 3 })
+  })
+  it("test hook assignDelayMs: a returning agent is offered its task only after the delay, so an old state_report is answered abort first", () => {
+    const delayed: Settings = { ...settings, assignDelayMs: 1_000 }
+    const on = (conn: number, msg: Record<string, unknown>) => (s: HubState, now: number) => onFrame(s, conn, JSON.stringify(msg), now, delayed)
+    const hub = holding().run((s, now) => disconnect(s, 1, now, delayed))
+      .run(on(2, { type: "identify", agent_id: "a", token: "secret", name: "a", status: "busy", capabilities: [] }))
+    assert.deepStrictEqual(hub.sent(2).map((f) => f.type), ["identified"])
+    hub.run(on(2, { type: "state_report", task_id: "t1", status: "working", generation: 1 }))
+    assert.deepStrictEqual(hub.sent(2), [{ type: "state_report_ack", task_id: "t1", action: "abort" }])
+    hub.advance(999).run((s, now) => tick(s, now, delayed))
+    assert.deepStrictEqual(hub.sent(2), [])
+    hub.advance(1).run((s, now) => tick(s, now, delayed))
     assert.deepInclude(hub.sent(2)[0], { type: "task_assign", task_id: "t1", generation: 3 })
   })
 })
