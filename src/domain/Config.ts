@@ -12,6 +12,10 @@ const withDefault = <S extends Schema.Top & { readonly "~type.make.in": unknown 
 const NonNegativeInt = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 const PositiveInt = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1)))
 const NonEmptyString = Schema.String.pipe(Schema.check(Schema.isNonEmpty()))
+/** AgentCom refuses an `identify` whose `name` or `token` is over 256 characters (its schemas.ex). */
+const HubString = NonEmptyString.pipe(Schema.check(Schema.isMaxLength(256, { message: "must be at most 256 characters (the hub's limit)" })))
+/** The hub drops an agent it has not heard from for 60 s (and closes a silent socket then): ping well within it. */
+const HeartbeatInterval = PositiveInt.pipe(Schema.check(Schema.isLessThanOrEqualTo(30_000, { message: "must be at most 30000 (the hub drops an agent silent for 60 s)" })))
 
 export const AgentIdPattern = /^[A-Za-z0-9._-]{1,64}$/
 const AgentId = Schema.String.pipe(Schema.check(Schema.isPattern(AgentIdPattern, { message: "must be 1-64 characters of A-Z a-z 0-9 . _ -" })))
@@ -27,10 +31,10 @@ export type LogLevel = typeof LogLevel.Type
 
 export const ConfigFile = Schema.Struct({
   agent_id: AgentId,
-  token: Schema.optionalKey(NonEmptyString),
+  token: Schema.optionalKey(HubString),
   token_file: Schema.optionalKey(NonEmptyString),
   hub_url: HubUrl,
-  name: Schema.optionalKey(NonEmptyString),
+  name: Schema.optionalKey(HubString),
   capabilities: withDefault(Schema.Array(Schema.String), []),
   wake_command: Schema.optionalKey(WakeCommand),
   wake_timeout_ms: withDefault(PositiveInt, 60_000),
@@ -41,7 +45,7 @@ export const ConfigFile = Schema.Struct({
   queue_path: withDefault(NonEmptyString, "./queue.json"),
   log_file: withDefault(Schema.String, "./sidecar.log"),
   log_level: withDefault(LogLevel, "info"),
-  heartbeat_interval_ms: withDefault(PositiveInt, 30_000),
+  heartbeat_interval_ms: withDefault(HeartbeatInterval, 30_000),
   heartbeat_timeout_ms: withDefault(PositiveInt, 10_000),
   reconnect_initial_ms: withDefault(PositiveInt, 1_000),
   reconnect_max_ms: withDefault(PositiveInt, 60_000),

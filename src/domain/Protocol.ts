@@ -13,7 +13,14 @@ export const PROTOCOL_VERSION = 1
 const Fields = Schema.Record(Schema.String, Schema.Unknown)
 
 export const Identified = Schema.Struct({ type: Schema.Literal("identified"), agent_id: Schema.optionalKey(Schema.String) })
-export const HubError = Schema.Struct({ type: Schema.Literal("error"), error: Schema.optionalKey(Schema.String) })
+/** AgentCom's refusals by validation also say which frame type they answer (`message_type`, echoed as sent) and
+ *  why (`errors`); other errors are a bare string. */
+export const HubError = Schema.Struct({
+  type: Schema.Literal("error"),
+  error: Schema.optionalKey(Schema.String),
+  message_type: Schema.optionalKey(Schema.Unknown),
+  errors: Schema.optionalKey(Schema.Unknown)
+})
 export const Pong = Schema.Struct({ type: Schema.Literal("pong"), timestamp: Schema.optionalKey(Schema.Union([Schema.Number, Schema.String])) })
 /** Only the envelope is checked here; the task's own fields are validated by `Task.validateAssignment` so a bad
  *  task can be answered `invalid_task` instead of silently dropped. Other fields are kept as they came. */
@@ -24,13 +31,14 @@ export const TaskAssign = Schema.StructWithRest(
 export const TaskAck = Schema.Struct({ type: Schema.Literal("task_ack"), task_id: Schema.String, status: Schema.optionalKey(Schema.String) })
 export const TaskCancelled = Schema.Struct({ type: Schema.Literal("task_cancelled"), task_id: Schema.String })
 export const TaskReassign = Schema.Struct({ type: Schema.Literal("task_reassign"), task_id: Schema.String })
+export const StateReportAck = Schema.Struct({ type: Schema.Literal("state_report_ack"), task_id: Schema.String, action: Schema.String })
 export const TaskContinue = Schema.Struct({
   type: Schema.Literal("task_continue"),
   task_id: Schema.String,
   generation: Schema.optionalKey(Schema.Number)
 })
 
-export const HubMessage = Schema.Union([Identified, HubError, Pong, TaskAssign, TaskAck, TaskCancelled, TaskReassign, TaskContinue])
+export const HubMessage = Schema.Union([Identified, HubError, Pong, TaskAssign, TaskAck, TaskCancelled, TaskReassign, TaskContinue, StateReportAck])
   .pipe(Schema.toTaggedUnion("type"))
 export type HubMessage = typeof HubMessage.Type
 export type HubMessageType = HubMessage["type"]
@@ -43,7 +51,8 @@ const schemas: { readonly [K in HubMessageType]: Schema.Codec<Extract<HubMessage
   task_ack: TaskAck,
   task_cancelled: TaskCancelled,
   task_reassign: TaskReassign,
-  task_continue: TaskContinue
+  task_continue: TaskContinue,
+  state_report_ack: StateReportAck
 }
 const isKnownType = (type: string): type is HubMessageType => Object.hasOwn(schemas, type)
 
@@ -98,10 +107,15 @@ export type Outbound =
   | { readonly type: "task_accepted"; readonly task_id: string }
   | { readonly type: "task_rejected"; readonly task_id: string; readonly reason: RejectReason }
   | { readonly type: "wake_result"; readonly task_id: string; readonly status: WakeStatus; readonly attempt: number; readonly error?: string }
-  | { readonly type: "task_complete"; readonly task_id: string; readonly result: unknown; readonly generation?: number }
+  | {
+    readonly type: "task_complete"; readonly task_id: string; readonly result: unknown; readonly generation?: number
+    /** Lifted from the result: AgentCom reads these only at the top level. */
+    readonly tokens_used?: number; readonly verification_report?: unknown; readonly verification_history?: unknown
+  }
   | { readonly type: "task_failed"; readonly task_id: string; readonly reason: string; readonly generation?: number }
   | { readonly type: "task_recovering"; readonly task_id: string; readonly description: string; readonly metadata: Record<string, unknown>; readonly last_status: string }
   | { readonly type: "task_progress"; readonly task_id: string; readonly progress?: number; readonly message?: string }
+  | { readonly type: "state_report"; readonly task_id: string; readonly status: string; readonly generation?: number }
 
 /** The text frame for a sidecar message; every one carries `protocol_version: 1`. */
 export const encodeOutbound = (message: Outbound): string => JSON.stringify({ ...message, protocol_version: PROTOCOL_VERSION })

@@ -39,15 +39,18 @@ export const TaskRecord = Schema.Struct({
 })
 export type TaskRecord = typeof TaskRecord.Type
 
-/** A terminal report in the outbox. `parked_at`: the hub never answered it; it waits for the operator's resend. */
+/** A terminal report in the outbox. `parked_at`: the hub never answered it; it waits for the operator's resend.
+ *  `stale_at`: the hub refused its generation (it took the task back); it waits for the task to be handed back. */
 export const Report = Schema.Union([
   Schema.Struct({
     type: Schema.Literal("task_complete"), task_id: Schema.String, result: Schema.Unknown,
-    generation: Schema.optionalKey(Schema.Number), parked_at: Schema.optionalKey(Schema.Number)
+    tokens_used: Schema.optionalKey(Schema.Number), verification_report: Schema.optionalKey(Schema.Unknown),
+    verification_history: Schema.optionalKey(Schema.Unknown),
+    generation: Schema.optionalKey(Schema.Number), parked_at: Schema.optionalKey(Schema.Number), stale_at: Schema.optionalKey(Schema.Number)
   }),
   Schema.Struct({
     type: Schema.Literal("task_failed"), task_id: Schema.String, reason: Schema.String,
-    generation: Schema.optionalKey(Schema.Number), parked_at: Schema.optionalKey(Schema.Number)
+    generation: Schema.optionalKey(Schema.Number), parked_at: Schema.optionalKey(Schema.Number), stale_at: Schema.optionalKey(Schema.Number)
   })
 ])
 export type Report = typeof Report.Type

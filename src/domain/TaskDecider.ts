@@ -7,11 +7,11 @@
  * The rules live in `flow/`: hub messages (`HubInputs.ts`), the agent and the phase clocks
  * (`AgentInputs.ts`), the outbox (`Reports.ts`); every status change goes through `TaskState.transition`.
  */
-import { onAgentEvent, onPhase } from "./flow/AgentInputs.ts"
-import { cancel, onHubMessage, onInspected, onLink } from "./flow/HubInputs.ts"
+import { onAgentEvent, onKeepAlive, onPhase } from "./flow/AgentInputs.ts"
+import { cancel, onAbortDue, onHubMessage, onInspected, onLink } from "./flow/HubInputs.ts"
 import type { Input } from "./flow/Messages.ts"
 import type { DeciderConfig, Model } from "./flow/Model.ts"
-import { forgetTask, onUnanswered, resend } from "./flow/Reports.ts"
+import { forgetTask, onStaleExpired, onUnanswered, resend } from "./flow/Reports.ts"
 import { type Decision, Tx } from "./flow/Tx.ts"
 
 export type { Decision } from "./flow/Tx.ts"
@@ -49,6 +49,23 @@ export const decide = (model: Model, input: Input, now: number, config: DeciderC
     case "Operator":
       operator(tx, input.op, input.taskId)
       break
+    case "Boot":
+      // clocks do not survive a restart: a kept stale report gets the rest of its time again
+      for (const r of tx.queue.outbox) {
+        if (r.stale_at === undefined) continue
+        const afterMs = Math.max(0, r.stale_at + config.staleRetainMs - now)
+        tx.emit({ _tag: "Later", key: `stale:${r.task_id}`, afterMs, input: { _tag: "StaleExpired", taskId: r.task_id } })
+      }
+      break
+    case "KeepAlive":
+      onKeepAlive(tx, input.taskId)
+      break
+    case "AbortDue":
+      onAbortDue(tx, input.taskId, input.generation)
+      break
+    case "StaleExpired":
+      onStaleExpired(tx, input.taskId)
+      break
     case "StopAccepting":
       tx.set({ accepting: false })
       break
@@ -68,7 +85,7 @@ const operator = (tx: Tx, op: "cancel" | "forget" | "resend", id: string): void 
     case "forget": {
       if (tx.task(id) === undefined) return tx.reply(false)
       forgetTask(tx, id, "now")
-      tx.emit({ _tag: "CleanupLater", taskId: id, afterMs: tx.config.cleanupGraceMs })
+      tx.emit({ _tag: "Later", key: `cleanup:${id}`, afterMs: tx.config.cleanupGraceMs, input: { _tag: "CleanupDue", taskId: id } })
       tx.log("info", "task forgotten by the operator", { task_id: id })
       return tx.reply(true)
     }

@@ -53,6 +53,8 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
   writeCancelled(taskId: string): Effect.Effect<void, ResultWatcherError>
   /** Moves an unusable `<id>.json` into `rejected/` for a person to read. */
   reject(taskId: string): Effect.Effect<void, ResultWatcherError>
+  /** Keeps a text the hub could not take whole (e.g. a reason over its limit) as `rejected/<id>.<label>.<time>.txt`. */
+  keepText(taskId: string, label: string, text: string): Effect.Effect<void, ResultWatcherError>
   /** Removes the task's files (the agent's and the sidecar's, `.cancelled` too) once they are of no more use. */
   cleanup(taskId: string): Effect.Effect<void, ResultWatcherError>
 }>()("agent-sidecar/ResultWatcher") {
@@ -147,6 +149,15 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
       (watcher) => Effect.promise(() => watcher.close())
     )
 
+    /** `rejected/`, made if missing (never written through a symlink); answers a time stamp for a file name. */
+    const rejectedFolder = (fail: (cause: unknown) => ResultWatcherError) => Effect.gen(function*() {
+      const rejected = at("rejected")
+      const kind = yield* fs.lstat(rejected).pipe(Effect.map((i) => i.type), Effect.orElseSucceed(() => "missing" as const))
+      if (kind === "missing") yield* provide(ensureDirectory(rejected)).pipe(Effect.mapError(fail))
+      else if (kind !== "Directory") return yield* fail(new Error(`${rejected} is not a directory (${kind}); not writing through it`))
+      return new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
+    })
+
     const writeFile = (op: "write", file: string, content: string) =>
       provide(writeAtomic(file, content, { sync: false })).pipe(Effect.mapError((cause) => new ResultWatcherError({ op, path: file, cause })))
 
@@ -173,17 +184,18 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
       writeCancelled: (taskId) => Effect.flatMap(Clock.currentTimeMillis, (now) =>
         writeFile("write", at(taskFileNames(taskId).cancelledFile), JSON.stringify({ task_id: taskId, cancelled_at: new Date(now).toISOString() }))),
       reject: Effect.fn("ResultWatcher.reject")(function*(taskId: string) {
-        const rejected = at("rejected")
         const from = at(taskFileNames(taskId).resultFile)
         const fail = (cause: unknown) => new ResultWatcherError({ op: "reject", path: from, cause })
-        const kind = yield* fs.lstat(rejected).pipe(Effect.map((i) => i.type), Effect.orElseSucceed(() => "missing" as const))
-        if (kind === "missing") yield* provide(ensureDirectory(rejected)).pipe(Effect.mapError(fail))
-        else if (kind !== "Directory") return yield* fail(new Error(`${rejected} is not a directory (${kind}); not writing through it`))
-        const stamp = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
-        yield* fs.rename(from, path.join(rejected, `${taskFileNames(taskId).resultFile}.${stamp}`)).pipe(
+        const stamp = yield* rejectedFolder(fail)
+        yield* fs.rename(from, path.join(at("rejected"), `${taskFileNames(taskId).resultFile}.${stamp}`)).pipe(
           Effect.catchReason("PlatformError", "NotFound", () => Effect.void),
           Effect.mapError(fail)
         )
+      }),
+      keepText: Effect.fn("ResultWatcher.keepText")(function*(taskId: string, label: string, text: string) {
+        const fail = (cause: unknown) => new ResultWatcherError({ op: "reject", path: at("rejected"), cause })
+        const stamp = yield* rejectedFolder(fail)
+        yield* provide(writeAtomic(path.join(at("rejected"), `${taskId}.${label}.${stamp}.txt`), text, { sync: false })).pipe(Effect.mapError(fail))
       }),
       cleanup: (taskId) => {
         const n = taskFileNames(taskId)
@@ -250,6 +262,7 @@ const layerMemory = Layer.effect(ResultWatcher, Effect.gen(function*() {
       yield* Ref.update(control.rejected, (r) => [...r, taskId])
       yield* drop([taskFileNames(taskId).resultFile])
     }),
+    keepText: (taskId, label, text) => put(`rejected/${taskId}.${label}.txt`, text),
     cleanup: (taskId) => {
       const n = taskFileNames(taskId)
       return drop([n.taskFile, n.startedFile, n.resultFile, n.progressFile, n.cancelledFile])

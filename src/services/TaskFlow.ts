@@ -25,6 +25,9 @@ export type { Ending } from "../domain/flow/Messages.ts"
 export const PROGRESS_RELAY_INTERVAL_MS = 5_000
 export const CLEANUP_GRACE_MS = 60_000
 export const MAX_REPORT_TRIES = 5
+export const ABORT_GRACE_MS = 15_000
+export const STALE_RETAIN_MS = 5 * 60_000
+export const KEEP_ALIVE_MS = 60_000
 
 interface Envelope { readonly input: Input; readonly retrying: boolean; readonly done: Deferred.Deferred<Outcome> }
 
@@ -53,7 +56,8 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const files = yield* ResultWatcher
     const decider: DeciderConfig = {
       maxActiveTasks: config.maxActiveTasks, wakes: waker.wakes, agentIdleTimeoutMs: config.agentIdleTimeoutMs,
-      progressRelayIntervalMs: PROGRESS_RELAY_INTERVAL_MS, cleanupGraceMs: CLEANUP_GRACE_MS, maxReportTries: MAX_REPORT_TRIES
+      progressRelayIntervalMs: PROGRESS_RELAY_INTERVAL_MS, cleanupGraceMs: CLEANUP_GRACE_MS, maxReportTries: MAX_REPORT_TRIES,
+      abortGraceMs: ABORT_GRACE_MS, staleRetainMs: STALE_RETAIN_MS, keepAliveMs: KEEP_ALIVE_MS
     }
 
     const start = initialModel(toRecovering(yield* store.load, yield* Clock.currentTimeMillis))
@@ -65,7 +69,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       Queue.offer(mailbox, { input, retrying, done }).pipe(Effect.andThen(Deferred.await(done))))
     const submit = enqueue(false)
     const ledger = makeLedger({ store, hub, model, config: decider })
-    const runner = yield* makeTaskRunner({ config, waker, files, model, submit })
+    const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS })
     const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true) })
 
     /** One input: decided and saved, then carried out; facts learned on the way are decided at once. */
@@ -86,6 +90,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       Effect.uninterruptible
     )
     yield* Queue.take(mailbox).pipe(Effect.flatMap(survive), Effect.forever, Effect.forkScoped)
+    yield* submit({ _tag: "Boot" })
     // The connection as the HubClient sees it (a drop is announced by no message).
     yield* hub.changes.pipe(
       Stream.map((s) => s.status === "identified"),

@@ -21,7 +21,9 @@ const hubMessage: fc.Arbitrary<HubMessage> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ type: fc.constant("task_assign" as const), task_id: id, generation: gen }) },
   { weight: 3, arbitrary: fc.record({ type: fc.constant("task_ack" as const), task_id: id, status: fc.constantFrom("complete", "failed", "accepted", "retried") }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant("task_ack" as const), task_id: id }) },
-  { weight: 2, arbitrary: fc.record({ type: fc.constant("error" as const), error: fc.constantFrom("task_complete_failed: not_found", "task_fail_failed: invalid_state", "rate limited") }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("error" as const), error: fc.constantFrom("task_complete_failed: not_found", "task_fail_failed: invalid_state", "task_complete_failed: stale_generation", "task_fail_failed: stale_generation", "rate limited") }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("error" as const), error: fc.constant("validation_failed"), message_type: fc.constantFrom("task_complete", "task_failed", "task_progress") }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("state_report_ack" as const), task_id: id, action: fc.constantFrom("continue", "abort") }) },
   { weight: 2, arbitrary: fc.record({ type: fc.constant("task_continue" as const), task_id: id, generation: gen }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant("task_reassign" as const), task_id: id }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant("task_cancelled" as const), task_id: id }) },
@@ -49,6 +51,9 @@ const input: fc.Arbitrary<Input> = fc.oneof(
     .map(({ taskId, kind }): Input => ({ _tag: "PhaseTimedOut", taskId, failure: { kind } })) },
   { weight: 1, arbitrary: id.map((taskId): Input => ({ _tag: "Inspected", taskId, started: false, result: undefined })) },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 30 }).map((seq): Input => ({ _tag: "ReportUnanswered", seq })) },
+  { weight: 1, arbitrary: fc.record({ taskId: id, generation: fc.option(gen, { nil: undefined }) }).map((x): Input => ({ _tag: "AbortDue", ...x })) },
+  { weight: 1, arbitrary: id.map((taskId): Input => ({ _tag: "StaleExpired", taskId })) },
+  { weight: 1, arbitrary: id.map((taskId): Input => ({ _tag: "KeepAlive", taskId })) },
   { weight: 1, arbitrary: fc.record({ op: fc.constantFrom("cancel", "forget", "resend") as fc.Arbitrary<"cancel" | "forget" | "resend">, taskId: id })
     .map((x): Input => ({ _tag: "Operator", ...x })) }
 )
@@ -61,7 +66,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 /** Inputs that may make the sidecar forget a task it accepted: the hub settled it or said so, or the operator did. */
 const mayForget = (i: Input): boolean =>
   (i._tag === "Hub" && ["task_ack", "error", "task_cancelled", "task_reassign"].includes(i.message.type)) ||
-  (i._tag === "Operator" && i.op !== "resend")
+  (i._tag === "Operator" && i.op !== "resend") ||
+  // the grace after the hub's own word (state_report_ack abort, a stale refusal) ran out
+  i._tag === "AbortDue" || i._tag === "StaleExpired"
 
 const fail = (why: string, history: ReadonlyArray<unknown>): never => {
   throw new Error(`${why}\nafter: ${JSON.stringify(history, null, 1).slice(-3000)}`)

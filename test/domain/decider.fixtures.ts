@@ -6,7 +6,8 @@ import type { Report, TaskRecord, TaskStatus } from "../../src/domain/Task.ts"
 import { decide } from "../../src/domain/TaskDecider.ts"
 
 export const config: DeciderConfig = {
-  maxActiveTasks: 1, wakes: true, agentIdleTimeoutMs: 20_000, progressRelayIntervalMs: 5_000, cleanupGraceMs: 60_000, maxReportTries: 3
+  maxActiveTasks: 1, wakes: true, agentIdleTimeoutMs: 20_000, progressRelayIntervalMs: 5_000, cleanupGraceMs: 60_000, maxReportTries: 3,
+  abortGraceMs: 15_000, staleRetainMs: 300_000, keepAliveMs: 60_000
 }
 
 export const task = (id: string, status: TaskStatus, extra: Partial<TaskRecord> = {}): TaskRecord => ({
@@ -39,7 +40,7 @@ const describe = (c: Command): string => {
     case "StopWake": return `StopWake ${c.graceful ? "graceful" : "now"}`
     case "Watch": return `Watch ${c.phase}`
     case "Reply": return `Reply ${c.ok}`
-    case "CleanupLater": return "CleanupLater"
+    case "Later": return `Later ${c.input._tag}`
     case "Retry": return `Retry ${c.input._tag}`
     default: return c._tag
   }

@@ -8,6 +8,7 @@ import type { TaskStatus } from "../Task.ts"
 import { failureText, type Input, type SidecarFailure } from "./Messages.ts"
 import type { ProgressFrame } from "./Model.ts"
 import { finish } from "./Reports.ts"
+import { fitPercent, fitText } from "./Fit.ts"
 import type { Tx } from "./Tx.ts"
 
 /** Statuses in which the agent's files count (recovering tasks wait for the hub; reporting ones are done). */
@@ -16,8 +17,6 @@ const WAKING: ReadonlySet<TaskStatus> = new Set(["accepted", "waking"])
 
 const statusOf = (tx: Tx, id: string): TaskStatus | undefined => tx.task(id)?.status
 
-/** The hub's schema takes `progress` as an integer 0–100 only. */
-export const fitPercent = (percent: number): number => Math.min(100, Math.max(0, Math.round(percent)))
 
 export const onAgentEvent = (tx: Tx, event: AgentEvent): void => {
   const id = event.taskId
@@ -87,7 +86,7 @@ export const onPhase = (tx: Tx, input: Extract<Input, { _tag: "WakeAttemptStarte
       const detail = `attempt ${input.attempt}: ${o.status}${o.exitCode !== undefined ? ` (exit ${o.exitCode})` : ""}${o.error !== undefined ? ` ${o.error}` : ""}`
       if (status !== undefined) tx.note(id, "wake_attempt", detail)
       if (tx.model.identified) {
-        tx.emit({ _tag: "Send", frame: { type: "wake_result", task_id: id, status: o.status, attempt: input.attempt, ...(o.error !== undefined ? { error: o.error } : {}) } })
+        tx.emit({ _tag: "Send", frame: { type: "wake_result", task_id: id, status: o.status, attempt: input.attempt, ...(o.error !== undefined ? { error: fitText(o.error).text } : {}) } })
       }
       tx.log(o.status === "success" ? "info" : "warning", "wake attempt",
         { task_id: id, attempt: input.attempt, status: o.status, exit_code: o.exitCode ?? null, stderr_tail: o.stderrTail })
@@ -111,4 +110,14 @@ export const onPhase = (tx: Tx, input: Extract<Input, { _tag: "WakeAttemptStarte
       tx.log("error", "cannot write the task file for the agent; failing the task", { task_id: id, error: input.error })
       return end(tx, id, { kind: "task_file_unwritable" })
   }
+}
+
+/** At least one `task_progress` a minute for a working task, or AgentCom's stuck sweep takes it back (10 min; 20 min
+ *  when working; 5 min on older hubs). The newest progress waiting goes, else a bare sign of life. */
+export const onKeepAlive = (tx: Tx, id: string): void => {
+  if (statusOf(tx, id) !== "working" || !tx.model.identified) return
+  const life = tx.life(id)
+  if (tx.now - life.lastRelay < tx.config.keepAliveMs) return
+  tx.emit({ _tag: "Send", frame: life.pendingProgress ?? { type: "task_progress", task_id: id } })
+  tx.setLife(id, { lastRelay: tx.now, pendingProgress: undefined })
 }

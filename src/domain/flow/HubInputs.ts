@@ -8,7 +8,7 @@ import type { HubMessage } from "../Protocol.ts"
 import { isPrintableId, isValidTaskId, type TaskRecord, validateAssignment } from "../Task.ts"
 import { resumeFrom } from "../TaskState.ts"
 import type { AgentEvent } from "../AgentFiles.ts"
-import { finish, forgetTask, onAck, onError, sendNext } from "./Reports.ts"
+import { finish, forgetTask, keepStale, onAck, onError, sendNext, unstale } from "./Reports.ts"
 import type { Tx } from "./Tx.ts"
 
 export const onHubMessage = (tx: Tx, message: HubMessage): void => {
@@ -22,6 +22,7 @@ export const onHubMessage = (tx: Tx, message: HubMessage): void => {
       if (!cancel(tx, message.task_id)) tx.log("warning", "task_cancelled for a task not held", { task_id: message.task_id })
       return
     case "identified": return onIdentified(tx)
+    case "state_report_ack": return onStateReportAck(tx, message.task_id, message.action)
     case "pong": return
   }
 }
@@ -38,8 +39,11 @@ const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>)
     // Already held: the hub took it back (a drop, its restart) and hands it to us again, or missed our answer.
     // The work goes on where it stands, under the hub's newest generation (saved before we answer).
     adoptGeneration(tx, id, typeof message.generation === "number" ? message.generation : undefined)
+    unstale(tx, id)
     tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
     if (held.status === "recovering") tx.emit({ _tag: "Inspect", taskId: id })
+    else tx.log("info", "task handed back by the hub; carrying on where it stands", { task_id: id, status: held.status, generation: tx.task(id)?.generation ?? null })
+    sendNext(tx)
     return
   }
   if (!tx.model.accepting) return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "shutting_down" } })
@@ -122,18 +126,57 @@ export const cancel = (tx: Tx, id: string): boolean => {
   if (task === undefined) return false
   forgetTask(tx, id, "now")
   tx.emit({ _tag: "WriteCancelled", taskId: id })
-  tx.emit({ _tag: "CleanupLater", taskId: id, afterMs: tx.config.cleanupGraceMs })
+  tx.emit({ _tag: "Later", key: `cleanup:${id}`, afterMs: tx.config.cleanupGraceMs, input: { _tag: "CleanupDue", taskId: id } })
   tx.log("info", "task cancelled", { task_id: id, was: task.status })
   return true
 }
 
-/** The hub's `identified`: what the new connection must hear first (recovering tasks), then what waited. */
+/** The hub's `identified`: recovering tasks are announced; every other held task is reconciled (`state_report`:
+ *  is it still ours, under this generation?), then what waited goes out. */
 const onIdentified = (tx: Tx): void => {
+  const reported = new Map(tx.model.reported)
   for (const t of tx.queue.tasks) {
-    if (t.status !== "recovering") continue
-    tx.emit({ _tag: "Send", frame: { type: "task_recovering", task_id: t.task_id, description: t.description, metadata: t.metadata, last_status: t.last_status ?? "accepted" } })
+    if (t.status === "recovering") {
+      tx.emit({ _tag: "Send", frame: { type: "task_recovering", task_id: t.task_id, description: t.description, metadata: t.metadata, last_status: t.last_status ?? "accepted" } })
+      continue
+    }
+    reported.set(t.task_id, t.generation)
+    tx.emit({ _tag: "Send", frame: { type: "state_report", task_id: t.task_id, status: t.status, ...(t.generation !== undefined ? { generation: t.generation } : {}) } })
   }
+  tx.set({ reported })
   onLink(tx, true)
+}
+
+/** `continue`: still ours; `task_accepted` again, since AgentCom's agent state after a reconnect waits for it (60 s,
+ *  then it takes the task back). `abort`: not ours under the generation we reported. The hub usually hands a task
+ *  it took back at a drop right back with a new generation, possibly just after this answer: so the task is stopped
+ *  only if no newer generation came within a grace period, and a finished result is kept like a stale refusal. */
+const onStateReportAck = (tx: Tx, id: string, action: string): void => {
+  const task = tx.task(id)
+  const reportedGen = tx.model.reported.get(id)
+  if (task === undefined || !tx.model.reported.has(id)) return tx.log("debug", "state_report_ack for a task not reported; ignored", { task_id: id, action })
+  const reported = new Map(tx.model.reported)
+  reported.delete(id)
+  tx.set({ reported })
+  if (task.generation !== reportedGen) return tx.log("info", "state_report_ack answers an older generation; ignored", { task_id: id, action })
+  if (action === "continue") return tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
+  if (action !== "abort") return tx.log("warning", "state_report_ack with an unknown action; ignored", { task_id: id, action })
+  if (task.status === "reporting") {
+    const inFlight = tx.model.inFlight?.taskId === id
+    if (inFlight) tx.set({ inFlight: undefined })
+    keepStale(tx, id, "state_report_ack abort")
+    return sendNext(tx)
+  }
+  tx.log("warning", "the hub says this task is no longer ours; stopping it unless it is handed back", { task_id: id, grace_ms: tx.config.abortGraceMs })
+  tx.emit({ _tag: "Later", key: `abort:${id}`, afterMs: tx.config.abortGraceMs, input: { _tag: "AbortDue", taskId: id, generation: reportedGen } })
+}
+
+/** The abort grace is over: a task still under the aborted generation is stopped as for a cancel. */
+export const onAbortDue = (tx: Tx, id: string, generation: number | undefined): void => {
+  const task = tx.task(id)
+  if (task === undefined || task.generation !== generation || task.status === "reporting" || task.status === "recovering") return
+  tx.log("warning", "the hub did not hand the task back; stopping it", { task_id: id })
+  cancel(tx, id)
 }
 
 /** The connection is up (identified) or lost. Lost: the report in flight goes again on the next one. Up: the

@@ -43,6 +43,14 @@ export type Input =
   | { readonly _tag: "Inspected"; readonly taskId: string; readonly started: boolean; readonly result: AgentEvent | undefined }
   | { readonly _tag: "ReportUnanswered"; readonly seq: number }
   | { readonly _tag: "CleanupDue"; readonly taskId: string }
+  /** The sidecar has just started with what `queue.json` held: re-arm the clocks that do not survive a restart. */
+  | { readonly _tag: "Boot" }
+  /** A minute of a working task: the hub must hear of it even when the agent is silent (its stuck sweep). */
+  | { readonly _tag: "KeepAlive"; readonly taskId: string }
+  /** The grace after `state_report_ack abort` is over: stop the task unless the hub handed it back meanwhile. */
+  | { readonly _tag: "AbortDue"; readonly taskId: string; readonly generation: number | undefined }
+  /** A report refused as stale was kept this long for a re-assign that did not come. */
+  | { readonly _tag: "StaleExpired"; readonly taskId: string }
   | { readonly _tag: "Operator"; readonly op: "cancel" | "forget" | "resend"; readonly taskId: string }
   | { readonly _tag: "StopAccepting" }
   /** The decision for `input` could not be saved: nothing of it happened. `retrying`: a retry already owns it. */
@@ -65,7 +73,10 @@ export type Command =
   | { readonly _tag: "WriteCancelled"; readonly taskId: string }
   | { readonly _tag: "RejectResult"; readonly taskId: string }
   | { readonly _tag: "Cleanup"; readonly taskId: string }
-  | { readonly _tag: "CleanupLater"; readonly taskId: string; readonly afterMs: number }
+  /** Decide `input` after `afterMs`; a later `Later` with the same key replaces this one. */
+  | { readonly _tag: "Later"; readonly key: string; readonly afterMs: number; readonly input: Input }
+  /** Keep a text the hub could not take whole (a reason over its limit) in `rejected/` for a person to read. */
+  | { readonly _tag: "KeepText"; readonly taskId: string; readonly label: string; readonly text: string }
   /** Read the task's files now and answer `Inspected` (recovery: what did the agent do while we were down?). */
   | { readonly _tag: "Inspect"; readonly taskId: string }
   /** Emit the task's file events again (a result still being written gets the watcher's settle logic). */

@@ -22,6 +22,8 @@ export interface InFlight {
   readonly taskId: string
   readonly type: "task_complete" | "task_failed"
   readonly seq: number
+  /** The generation it carried, to tell a refusal of an older generation from one of the newest. */
+  readonly generation: number | undefined
 }
 
 export interface Model {
@@ -35,12 +37,14 @@ export interface Model {
   /** Sends of each outbox report since start, for parking one the hub never answers. */
   readonly tries: ReadonlyMap<string, number>
   readonly life: ReadonlyMap<string, TaskLife>
+  /** The generation each task's last `state_report` carried, until the hub answers it. */
+  readonly reported: ReadonlyMap<string, number | undefined>
   /** Reports the hub has settled (acked or refused) since start, for `run --once`. */
   readonly settled: number
 }
 
 export const initialModel = (queue: QueueFile): Model => ({
-  queue, accepting: true, identified: false, inFlight: undefined, sends: 0, tries: new Map(), life: new Map(), settled: 0
+  queue, accepting: true, identified: false, inFlight: undefined, sends: 0, tries: new Map(), life: new Map(), reported: new Map(), settled: 0
 })
 
 /** What the decider needs from the configuration. */
@@ -54,4 +58,10 @@ export interface DeciderConfig {
   readonly cleanupGraceMs: number
   /** A report sent this many times with no answer is parked so the reports behind it flow. */
   readonly maxReportTries: number
+  /** After `state_report_ack abort`, how long a re-assign of the task may still come before it is stopped. */
+  readonly abortGraceMs: number
+  /** How long a report refused as stale is kept for the hub to hand the task back. */
+  readonly staleRetainMs: number
+  /** A working task is reported alive (`task_progress`) at least this often. */
+  readonly keepAliveMs: number
 }

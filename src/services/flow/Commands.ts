@@ -57,7 +57,8 @@ export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, ru
       case "WriteCancelled": return logged("writing the .cancelled file", files.writeCancelled(command.taskId))
       case "RejectResult": return logged("moving the result aside", files.reject(command.taskId))
       case "Cleanup": return logged("removing task files", files.cleanup(command.taskId))
-      case "CleanupLater": return later(`cleanup:${command.taskId}`, command.afterMs, { _tag: "CleanupDue", taskId: command.taskId })
+      case "Later": return later(command.key, command.afterMs, command.input)
+      case "KeepText": return logged("keeping the whole text in rejected/", files.keepText(command.taskId, command.label, command.text))
       case "Inspect":
         return files.inspect(command.taskId).pipe(Effect.map((seen): Carried => ({
           next: { _tag: "Inspected", taskId: command.taskId, started: seen.started, result: seen.result._tag === "Some" ? seen.result.value : undefined }

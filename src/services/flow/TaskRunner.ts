@@ -31,9 +31,10 @@ export interface RunnerDeps {
   readonly files: ResultWatcher["Service"]
   readonly model: SubscriptionRef.SubscriptionRef<Model>
   readonly submit: Submit
+  readonly keepAliveMs: number
 }
 
-export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, waker, files, model, submit }: RunnerDeps) {
+export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, waker, files, model, submit, keepAliveMs }: RunnerDeps) {
   const wakes = yield* FiberMap.make<string>()
   const watches = yield* FiberMap.make<string>()
   // tasks whose wake command is running right now (or reporting its outcome)
@@ -79,7 +80,7 @@ export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, wa
     Effect.catchTag("TimeoutError", () => submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "confirmation_timeout" } }))
   )
 
-  /** `working` until the result ends it (the decider stops this) or a clock does. */
+  /** `working` until the result ends it (the decider stops this) or a clock does; a minute's silence is broken. */
   const work = (id: string) => {
     const taskTimeout = config.taskTimeoutMs > 0
       ? Effect.sleep(config.taskTimeoutMs).pipe(Effect.andThen(submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "task_timeout" } })))
@@ -95,7 +96,9 @@ export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, wa
           }
         })
       : Effect.void
-    return Effect.all([taskTimeout, idle], { concurrency: "unbounded", discard: true })
+    // the decider turns this into a `task_progress` when the hub has heard nothing of the task for a while
+    const keepAlive = Effect.sleep(keepAliveMs).pipe(Effect.andThen(submit({ _tag: "KeepAlive", taskId: id })), Effect.forever)
+    return Effect.all([taskTimeout, idle, keepAlive], { concurrency: "unbounded", discard: true })
   }
 
   return {
