@@ -38,6 +38,10 @@ describe("config", () => {
     [{ agent_id: "a", token: "t" }, "hub_url"],
     [{ ...valid, wake_command: 5 }, "wake_command"],
     [{ ...valid, wake_command: [] }, "wake_command"],
+    // AgentCom's limits: it drops an agent silent for 60 s and refuses an identify with a name or token over 256
+    [{ ...valid, heartbeat_interval_ms: 30_001 }, "heartbeat_interval_ms"],
+    [{ ...valid, name: "n".repeat(257) }, "name"],
+    [{ ...valid, token: "t".repeat(257) }, "token"],
     [{ ...valid, wake_retry_delays_ms: [5000, -1] }, "wake_retry_delays_ms.1"],
     [{ ...valid, max_active_tasks: 0 }, "max_active_tasks"],
     [{ ...valid, log_level: "loud" }, "log_level"],
