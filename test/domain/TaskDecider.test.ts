@@ -169,8 +169,14 @@ describe("recovery and the hub's instructions", () => {
     expect(d.tags).toEqual(commands)
     expect(d.status("t-1")).toBe(status)
   })
-  it("task_reassign forgets a recovering task, ignores an active one", () => {
-    expect(run(recovering("working"), hub({ type: "task_reassign", task_id: "t-1" })).tags).toEqual(["Unwatch", "StopWake now", "Cleanup"])
+  it("task_reassign lets a recovering task go after a grace (unless assigned again), ignores an active one", () => {
+    const reassigned = run(recovering("working"), hub({ type: "task_reassign", task_id: "t-1" }))
+    expect(reassigned.tags).toEqual(["Later AbortDue"])
+    const due = { _tag: "AbortDue", taskId: "t-1", generation: 1 } as const
+    expect(run(reassigned.model, due).tags).toEqual(["Unwatch", "StopWake now", "WriteCancelled", "Later CleanupDue"])
+    const assigned = run(reassigned.model, hub({ type: "task_assign", task_id: "t-1", generation: 3 }))
+    expect(assigned.tags).toEqual(["Send task_accepted", "Inspect"])
+    expect(run(assigned.model, due).tags).toEqual([])
     expect(run(model([task("t-1", "working")]), hub({ type: "task_reassign", task_id: "t-1" })).tags).toEqual([])
   })
   it("task_cancelled: stopped now, .cancelled written, files removed after the grace", () => {

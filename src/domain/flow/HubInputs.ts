@@ -111,13 +111,15 @@ export const onInspected = (tx: Tx, id: string, started: boolean, result: AgentE
   tx.log("info", "recovering task resumed", { task_id: id, at })
 }
 
+/** The hub will not let us resume it. AgentCom answers so when it took the task back at our drop, and then
+ *  usually assigns it to us again a moment later (in either order): so, as for an abort, the task is let go only
+ *  if no `task_assign` for it came within the grace period. */
 const onReassign = (tx: Tx, id: string): void => {
   const task = tx.task(id)
   if (task === undefined) return tx.log("warning", "task_reassign for a task not held; ignored", { task_id: id })
   if (task.status !== "recovering") return tx.log("warning", "task_reassign for an active task; ignored", { task_id: id })
-  forgetTask(tx, id, "now")
-  tx.emit({ _tag: "Cleanup", taskId: id })
-  tx.log("info", "recovering task reassigned by the hub; forgotten", { task_id: id })
+  tx.log("info", "the hub will not let us resume this task; letting it go unless it is assigned to us again", { task_id: id, grace_ms: tx.config.abortGraceMs })
+  tx.emit({ _tag: "Later", key: `abort:${id}`, afterMs: tx.config.abortGraceMs, input: { _tag: "AbortDue", taskId: id, generation: task.generation } })
 }
 
 /** Stops and forgets a task; the agent is told with `<id>.cancelled`, and its files go after a grace period. */
@@ -171,11 +173,12 @@ const onStateReportAck = (tx: Tx, id: string, action: string): void => {
   tx.emit({ _tag: "Later", key: `abort:${id}`, afterMs: tx.config.abortGraceMs, input: { _tag: "AbortDue", taskId: id, generation: reportedGen } })
 }
 
-/** The abort grace is over: a task still under the aborted generation is stopped as for a cancel. */
+/** The grace after an abort or a reassign is over: a task still under that generation is stopped as for a cancel
+ *  (the agent, possibly still running from before a restart, is told with `<id>.cancelled`). */
 export const onAbortDue = (tx: Tx, id: string, generation: number | undefined): void => {
   const task = tx.task(id)
-  if (task === undefined || task.generation !== generation || task.status === "reporting" || task.status === "recovering") return
-  tx.log("warning", "the hub did not hand the task back; stopping it", { task_id: id })
+  if (task === undefined || task.generation !== generation || task.status === "reporting") return
+  tx.log("warning", "the hub did not hand the task back; letting it go", { task_id: id, was: task.status })
   cancel(tx, id)
 }
 
