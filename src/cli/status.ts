@@ -16,7 +16,11 @@ const ago = (now: number, at: number) => {
 }
 
 export const formatStatus = (q: QueueFile, now: number, source: string): string => {
-  const lines = [`source: ${source}`, `tasks: ${q.tasks.length}   reports pending: ${q.outbox.length}`]
+  const parked = q.outbox.filter((r) => r.parked_at !== undefined)
+  const stale = q.outbox.filter((r) => r.stale_at !== undefined)
+  const lines = [`source: ${source}`, `tasks: ${q.tasks.length}   reports pending: ${q.outbox.length}` +
+    (parked.length > 0 ? `   PARKED (the hub never answered; agent-sidecar task resend ID): ${parked.map((r) => r.task_id).join(", ")}` : "") +
+    (stale.length > 0 ? `   kept after a stale refusal: ${stale.map((r) => r.task_id).join(", ")}` : "")]
   for (const t of q.tasks) {
     const last = t.last_status !== undefined ? ` (was ${t.last_status})` : ""
     lines.push(``, `${t.task_id}  ${t.status}${last}  accepted ${ago(now, t.accepted_at)}  ${JSON.stringify(t.description.slice(0, 60))}`)
