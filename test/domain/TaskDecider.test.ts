@@ -243,6 +243,11 @@ describe("the hub users run (AgentCom)", () => {
     expect(run(inFlightA(), hub({ type: "error", error: "unknown_message_type" })).model.queue.outbox.length).toBe(2)
   })
 
+  it("task_recovering carries the description cut to the hub's 10,000 characters", () => {
+    const m = model([task("r", "recovering", { description: "d".repeat(12_000) })], [], { identified: false })
+    expect(run(m, hub({ type: "identified" })).sent).toMatchObject([{ type: "task_recovering", description: "d".repeat(10_000) }])
+  })
+
   it("identified: state_report for each held task (not the recovering ones)", () => {
     const m = model([task("w", "working", { generation: 4 }), task("r", "recovering")], [], { identified: false })
     const d = run(m, hub({ type: "identified" }))

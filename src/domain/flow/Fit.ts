@@ -7,6 +7,8 @@ import type { Ending } from "./Messages.ts"
 
 /** `reason` and `error`: at most 2,000 characters (the hub counts graphemes; code points are never fewer). */
 export const MAX_REASON_CHARS = 2_000
+/** `description`, in any frame (the hub's limits go by field name): at most 10,000 characters. */
+export const MAX_DESCRIPTION_CHARS = 10_000
 
 export const fitText = (text: string, max: number = MAX_REASON_CHARS): { readonly text: string; readonly cut: boolean } => {
   if (text.length <= max) return { text, cut: false }

@@ -9,6 +9,7 @@ import { isPrintableId, isValidTaskId, type TaskRecord, validateAssignment } fro
 import { resumeFrom } from "../TaskState.ts"
 import type { AgentEvent } from "../AgentFiles.ts"
 import { finish, forgetTask, keepStale, onAck, onError, sendNext, unstale } from "./Reports.ts"
+import { fitText, MAX_DESCRIPTION_CHARS } from "./Fit.ts"
 import type { Tx } from "./Tx.ts"
 
 export const onHubMessage = (tx: Tx, message: HubMessage): void => {
@@ -139,7 +140,8 @@ const onIdentified = (tx: Tx): void => {
   const reported = new Map(tx.model.reported)
   for (const t of tx.queue.tasks) {
     if (t.status === "recovering") {
-      tx.emit({ _tag: "Send", frame: { type: "task_recovering", task_id: t.task_id, description: t.description, metadata: t.metadata, last_status: t.last_status ?? "accepted" } })
+      const description = fitText(t.description, MAX_DESCRIPTION_CHARS).text
+      tx.emit({ _tag: "Send", frame: { type: "task_recovering", task_id: t.task_id, description, metadata: t.metadata, last_status: t.last_status ?? "accepted" } })
       continue
     }
     reported.set(t.task_id, t.generation)
