@@ -12,6 +12,7 @@ export { type ConnectionState, HubClient, HubClientMemory } from "./services/Hub
 export { QueueStore, QueueStoreError } from "./services/QueueStore.ts"
 export { type AgentEvent, AgentFilesMemory, ResultWatcher } from "./services/ResultWatcher.ts"
 export { ConfigInvalid, SidecarConfig } from "./services/SidecarConfig.ts"
+export { type Fault, Health, type Part } from "./services/Health.ts"
 export { StateLock, StateLocked } from "./services/StateLock.ts"
 export { type Ending, TaskFlow } from "./services/TaskFlow.ts"
 export { Waker, type WakeOutcome } from "./services/Waker.ts"

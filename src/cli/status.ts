@@ -2,6 +2,7 @@
 import { Console, Effect, Option } from "effect"
 import { askDaemon } from "../control/client.ts"
 import { socketPathFor } from "../control/protocol.ts"
+import type { Fault } from "../services/Health.ts"
 import type { ConnectionState } from "../services/HubClient.ts"
 import { Command } from "effect/cli"
 import { PlatformLayer } from "../layers/Platform.ts"
@@ -39,10 +40,11 @@ export const statusCommand = Command.make("status", { config: configFlag, json: 
     // A running daemon answers on its control socket with the live view; otherwise read queue.json.
     const live = yield* askDaemon(socketPathFor(settings.queuePath), { op: "status" })
     if (Option.isSome(live) && live.value.ok) {
-      const { queue, connection, pid } = live.value as unknown as { queue: QueueFile; connection: ConnectionState; pid: number }
-      if (json) return yield* Console.log(JSON.stringify({ source: "daemon", pid, connection, queue }, null, 2))
+      const { queue, connection, pid, degraded } = live.value as unknown as { queue: QueueFile; connection: ConnectionState; pid: number; degraded?: ReadonlyArray<Fault> }
+      if (json) return yield* Console.log(JSON.stringify({ source: "daemon", pid, connection, degraded: degraded ?? [], queue }, null, 2))
       const hub = `hub: ${connection.status}${connection.retryInMs !== undefined && connection.status === "disconnected" ? ` (retry in ${Math.round(connection.retryInMs / 1000)} s)` : ""}${connection.lastError !== undefined ? `, last error: ${connection.lastError}` : ""}`
-      return yield* Console.log(`daemon pid ${pid}, ${hub}\n${formatStatus(queue, Date.now(), "live")}`)
+      const faults = (degraded ?? []).map((f) => `\nDEGRADED ${f.part}: ${f.cause} (since ${new Date(f.since).toISOString()}, ${f.count} failures)`).join("")
+      return yield* Console.log(`daemon pid ${pid}, ${hub}${faults}\n${formatStatus(queue, Date.now(), "live")}`)
     }
     const queue = yield* QueueStore.use((s) => s.load).pipe(
       Effect.provide(QueueStore.layer),

@@ -1,19 +1,22 @@
 /**
  * The optional HTTP endpoint (`http_addr`, SPEC §2): `/healthz` (the process serves), `/readyz` (identified by
- * the hub), `/status` (the live view as JSON, no secrets) and Prometheus `/metrics`. Meant for a local
+ * the hub and nothing degraded: the queue file saves, `results_dir` is watched), `/status` (the live view as JSON, no secrets) and Prometheus `/metrics`. Meant for a local
  * supervisor or scraper: bind it to loopback unless you mean otherwise.
  */
 import { Clock, Effect, FiberSet, Layer } from "effect"
 import * as Http from "node:http"
 import type { QueueFile } from "../domain/Task.ts"
 import type { ConnectionState } from "../services/HubClient.ts"
+import { type Fault, Health, type Part } from "../services/Health.ts"
 import { HubClient } from "../services/HubClient.ts"
 import { SidecarConfig } from "../services/SidecarConfig.ts"
 import { TaskFlow } from "../services/TaskFlow.ts"
 
 const STATUSES = ["accepted", "waking", "waking_confirmation", "working", "reporting", "recovering"] as const
 
-export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds: number): string => {
+const PARTS: ReadonlyArray<Part> = ["queue", "results_dir", "hub"]
+
+export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds: number, faults: ReadonlyArray<Fault> = []): string => {
   const lines = [
     "# HELP agent_sidecar_tasks Tasks held, by status.",
     "# TYPE agent_sidecar_tasks gauge",
@@ -33,6 +36,9 @@ export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds
     "# HELP agent_sidecar_hub_connection_attempts_total Connection attempts since start.",
     "# TYPE agent_sidecar_hub_connection_attempts_total counter",
     `agent_sidecar_hub_connection_attempts_total ${hub.session}`,
+    "# HELP agent_sidecar_degraded 1 while a part of the machine fails (queue: the state file cannot be saved; results_dir: not watched).",
+    "# TYPE agent_sidecar_degraded gauge",
+    ...PARTS.map((p) => `agent_sidecar_degraded{part="${p}"} ${faults.some((f) => f.part === p) ? 1 : 0}`),
     "# HELP agent_sidecar_uptime_seconds Seconds since the daemon started.",
     "# TYPE agent_sidecar_uptime_seconds gauge",
     `agent_sidecar_uptime_seconds ${uptimeSeconds}`
@@ -45,6 +51,7 @@ export const HttpStatusLayer = Layer.effectDiscard(Effect.gen(function*() {
   if (config.httpAddr === undefined) return
   const flow = yield* TaskFlow
   const hub = yield* HubClient
+  const health = yield* Health
   const startedAt = yield* Clock.currentTimeMillis
   const runFork = yield* FiberSet.makeRuntime<never>()
   const split = config.httpAddr.lastIndexOf(":")
@@ -57,11 +64,15 @@ export const HttpStatusLayer = Layer.effectDiscard(Effect.gen(function*() {
     const path = (req.url ?? "/").split("?")[0]
     if (req.method !== "GET") return yield* json(405, { error: "GET only" })
     const state = yield* hub.state
+    const faults = yield* health.faults
     switch (path) {
       case "/healthz": return yield* json(200, { ok: true })
-      case "/readyz": return yield* json(state.status === "identified" ? 200 : 503, { ready: state.status === "identified", hub: state.status })
-      case "/status": return yield* json(200, { agent_id: config.agentId, pid: process.pid, connection: state, queue: yield* flow.snapshot })
-      case "/metrics": return yield* send(200, "text/plain; version=0.0.4", prometheusText(yield* flow.snapshot, state, Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000)))
+      case "/readyz": {
+        const ready = state.status === "identified" && faults.length === 0
+        return yield* json(ready ? 200 : 503, { ready, hub: state.status, degraded: faults })
+      }
+      case "/status": return yield* json(200, { agent_id: config.agentId, pid: process.pid, connection: state, degraded: faults, queue: yield* flow.snapshot })
+      case "/metrics": return yield* send(200, "text/plain; version=0.0.4", prometheusText(yield* flow.snapshot, state, Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000), faults))
       default: return yield* json(404, { error: "not found", paths: ["/healthz", "/readyz", "/status", "/metrics"] })
     }
   }))

@@ -5,6 +5,7 @@
 import { Effect, FiberSet, Layer, Schema } from "effect"
 import * as NFS from "node:fs"
 import * as Net from "node:net"
+import { Health } from "../services/Health.ts"
 import { HubClient } from "../services/HubClient.ts"
 import { SidecarConfig } from "../services/SidecarConfig.ts"
 import { TaskFlow } from "../services/TaskFlow.ts"
@@ -16,13 +17,14 @@ export const ControlServerLayer = Layer.effectDiscard(Effect.gen(function*() {
   const config = yield* SidecarConfig
   const flow = yield* TaskFlow
   const hub = yield* HubClient
+  const health = yield* Health
   const path = socketPathFor(config.queuePath)
   const runFork = yield* FiberSet.makeRuntime<TaskFlow>()
 
   const answer = (request: ControlRequest): Effect.Effect<ControlResponse, never, TaskFlow> => Effect.gen(function*() {
     switch (request.op) {
       case "status":
-        return { ok: true, pid: process.pid, agent_id: config.agentId, connection: yield* hub.state, queue: yield* flow.snapshot }
+        return { ok: true, pid: process.pid, agent_id: config.agentId, connection: yield* hub.state, degraded: yield* health.faults, queue: yield* flow.snapshot }
       case "cancel":
       case "forget":
       case "resend": {

@@ -99,13 +99,14 @@ const saveFailed = (tx: Tx, failed: Extract<Input, { _tag: "SaveFailed" }>): voi
   const input = failed.input
   // a new task is refused (the hub offers it again); a held one's new generation is saved later, like the rest
   if (input._tag === "Hub" && input.message.type === "task_assign" && tx.task(input.message.task_id) === undefined) {
-    tx.log("error", "cannot persist the task; rejecting it", { task_id: input.message.task_id, error: failed.error })
+    tx.log("warning", "cannot persist the task; rejecting it", { task_id: input.message.task_id, error: failed.error })
     return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: input.message.task_id, reason: "busy" } })
   }
   // a runner waiting on this input carries on; its phase end is decided again when it comes
   if (input._tag === "WakeAttemptStarted" || input._tag === "WakeAttemptEnded") tx.reply(true)
   if (input._tag === "Operator") tx.reply(false)
   if (failed.retrying) return tx.log("debug", "still cannot save the queue", { error: failed.error })
-  tx.log("error", "cannot save the queue; will try again", { input: input._tag, error: failed.error })
+  // the fault itself is logged once per episode (Health); here only what is being kept for later
+  tx.log("debug", "cannot save the queue; will decide this again", { input: input._tag, error: failed.error })
   if (input._tag !== "Operator") tx.emit({ _tag: "Retry", input })
 }

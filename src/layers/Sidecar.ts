@@ -12,6 +12,7 @@
 import { Effect, Layer, Stream } from "effect"
 import type { Settings } from "../domain/Config.ts"
 import { emptyQueue, type QueueFile } from "../domain/Task.ts"
+import { Health } from "../services/Health.ts"
 import { HubClient } from "../services/HubClient.ts"
 import { QueueStore } from "../services/QueueStore.ts"
 import { ResultWatcher } from "../services/ResultWatcher.ts"
@@ -34,7 +35,11 @@ const Feeds = Layer.effectDiscard(Effect.gen(function*() {
 }).pipe(Effect.annotateLogs({ service: "Sidecar" })))
 
 const wire = <A, E, R>(settings: Settings, parts: Layer.Layer<A, E, R>) =>
-  Feeds.pipe(Layer.provideMerge(TaskFlow.layer), Layer.provideMerge(parts), Layer.provideMerge(SidecarConfig.layer(settings)))
+  Feeds.pipe(
+    Layer.provideMerge(TaskFlow.layer),
+    Layer.provideMerge(parts),
+    Layer.provideMerge(Layer.merge(SidecarConfig.layer(settings), Health.layer))
+  )
 
 export interface SidecarOptions<E, R> {
   /** Replaces the Waker (default: the configured `wake_command`, or the always-successful memory one). */

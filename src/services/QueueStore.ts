@@ -7,6 +7,7 @@
 import { Clock, Context, Effect, FileSystem, Layer, Option, Path, Ref, Schema } from "effect"
 import { emptyQueue, fromLegacy, QueueFile } from "../domain/Task.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
+import { describeOsError } from "../platform/osError.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 
 export class QueueStoreError extends Schema.TaggedError<QueueStoreError>()("QueueStoreError", {
@@ -15,7 +16,7 @@ export class QueueStoreError extends Schema.TaggedError<QueueStoreError>()("Queu
   cause: Schema.Defect()
 }) {
   override get message() {
-    return `cannot ${this.op} ${this.path}: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `cannot ${this.op} ${this.path}: ${describeOsError(this.cause)}`
   }
 }
 

@@ -15,6 +15,7 @@ import type { QueueFile } from "../domain/Task.ts"
 import { makeCommands } from "./flow/Commands.ts"
 import { makeLedger } from "./flow/Ledger.ts"
 import { makeTaskRunner, type Outcome } from "./flow/TaskRunner.ts"
+import { Health } from "./Health.ts"
 import { HubClient } from "./HubClient.ts"
 import { QueueStore, type QueueStoreError } from "./QueueStore.ts"
 import { ResultWatcher } from "./ResultWatcher.ts"
@@ -68,7 +69,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const enqueue = (retrying: boolean) => (input: Input) => Effect.flatMap(Deferred.make<Outcome>(), (done) =>
       Queue.offer(mailbox, { input, retrying, done }).pipe(Effect.andThen(Deferred.await(done))))
     const submit = enqueue(false)
-    const ledger = makeLedger({ store, hub, model, config: decider })
+    const ledger = makeLedger({ store, hub, model, config: decider, health: yield* Health })
     const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS })
     const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true) })
 

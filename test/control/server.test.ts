@@ -11,6 +11,7 @@ import * as NodePath from "node:path"
 import { ControlServerLayer } from "../../src/control/server.ts"
 import { defaultSettings } from "../../src/domain/Config.ts"
 import { emptyQueue } from "../../src/domain/Task.ts"
+import { Health } from "../../src/services/Health.ts"
 import { HubClient } from "../../src/services/HubClient.ts"
 import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 import { TaskFlow } from "../../src/services/TaskFlow.ts"
@@ -31,7 +32,7 @@ describe("control socket", () => {
       messages: Effect.never as never, send: () => Effect.void, sendNow: () => Effect.succeed(true),
       state: Effect.succeed({ status: "identified", session: 1, since: 0 }), changes: Effect.never as never, setStatus: () => Effect.void
     }))
-    yield* Layer.build(ControlServerLayer.pipe(Layer.provide([flow, hub, SidecarConfig.layer(settings)])))
+    yield* Layer.build(ControlServerLayer.pipe(Layer.provide([flow, hub, Health.layer, SidecarConfig.layer(settings)])))
     const reply = yield* Effect.promise(() => new Promise<string>((resolve, reject) => {
       const socket = Net.createConnection(`${settings.queuePath}.sock`)
       let answer = ""

@@ -14,6 +14,7 @@ import type { HubMessage, Outbound } from "../../src/domain/Protocol.ts"
 import { emptyQueue, type QueueFile, type TaskRecord } from "../../src/domain/Task.ts"
 import type { WakeRequest } from "../../src/domain/WakeEnv.ts"
 import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
+import { Health } from "../../src/services/Health.ts"
 import { HubClientMemory } from "../../src/services/HubClient.ts"
 import { QueueStore } from "../../src/services/QueueStore.ts"
 import { type AgentEvent, AgentFilesMemory } from "../../src/services/ResultWatcher.ts"
@@ -111,6 +112,8 @@ export interface Sidecar {
   readonly task: (taskId: string) => Effect.Effect<TaskRecord | undefined>
   /** Files in the in-memory results dir (`<id>.task.json`, `<id>.cancelled`, …). */
   readonly files: Effect.Effect<ReadonlyMap<string, string>>
+  /** What is degraded (queue file, results_dir, hub). */
+  readonly health: Health["Service"]
 }
 
 export interface SidecarOptions {
@@ -145,7 +148,8 @@ export const startSidecar = (options: SidecarOptions = {}): Effect.Effect<Sideca
     receive: (message) => Effect.andThen(hub.receive(message), settle),
     emit: (event) => Effect.andThen(agent.emit(event), settle),
     task: (taskId) => Effect.map(flow.snapshot, (q) => q.tasks.find((t) => t.task_id === taskId)),
-    files: Ref.get(agent.files)
+    files: Ref.get(agent.files),
+    health: Context.get(ctx, Health)
   } satisfies Sidecar
 })
 

@@ -9,6 +9,7 @@ import type { DeciderConfig, Model } from "../../domain/flow/Model.ts"
 import { busyOrIdle } from "../../domain/QueueOps.ts"
 import { decide, type Decision } from "../../domain/TaskDecider.ts"
 import type { HubClient } from "../HubClient.ts"
+import type { Health } from "../Health.ts"
 import type { QueueStore } from "../QueueStore.ts"
 
 /** A decision that could not be saved is tried again after 0.5 s, doubling to at most 30 s, until it is. */
@@ -21,9 +22,10 @@ export interface LedgerDeps {
   readonly hub: HubClient["Service"]
   readonly model: SubscriptionRef.SubscriptionRef<Model>
   readonly config: DeciderConfig
+  readonly health: Health["Service"]
 }
 
-export const makeLedger = ({ store, hub, model, config }: LedgerDeps) => ({
+export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) => ({
   commit: (input: Input, retrying: boolean): Effect.Effect<{ readonly decision: Decision; readonly saved: boolean }> => Effect.gen(function*() {
     const before = yield* SubscriptionRef.get(model)
     const now = yield* Clock.currentTimeMillis
@@ -33,7 +35,11 @@ export const makeLedger = ({ store, hub, model, config }: LedgerDeps) => ({
       const result = yield* Effect.result(store.save(decision.model.queue))
       if (result._tag === "Failure") {
         saved = false
+        // the cause is named once per episode by Health; the decider's own lines stay at debug after the first
+        yield* health.fault("queue", result.failure.message)
         decision = decide(before, { _tag: "SaveFailed", input, error: result.failure.message, retrying }, now, config)
+      } else {
+        yield* health.ok("queue")
       }
     }
     yield* SubscriptionRef.set(model, decision.model)
