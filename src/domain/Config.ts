@@ -50,6 +50,7 @@ export const ConfigFile = Schema.Struct({
   reconnect_initial_ms: withDefault(PositiveInt, 1_000),
   reconnect_max_ms: withDefault(PositiveInt, 60_000),
   max_active_tasks: withDefault(PositiveInt, 1),
+  max_pending_reports: withDefault(PositiveInt, 100),
   agent_idle_timeout_ms: withDefault(NonNegativeInt, 0),
   kill_grace_ms: withDefault(NonNegativeInt, 5_000),
   http_addr: Schema.optionalKey(HttpAddr),
@@ -82,6 +83,8 @@ export interface Settings {
   readonly reconnectInitialMs: number
   readonly reconnectMaxMs: number
   readonly maxActiveTasks: number
+  /** Reports waiting for the hub beyond which new tasks are answered `busy` (a hub that never acks cannot fill the disk). */
+  readonly maxPendingReports: number
   readonly agentIdleTimeoutMs: number
   readonly killGraceMs: number
   readonly httpAddr: string | undefined
@@ -143,6 +146,7 @@ export const toSettings = (file: ConfigFile, configDir: string, token: string): 
     reconnectInitialMs: file.reconnect_initial_ms,
     reconnectMaxMs: file.reconnect_max_ms,
     maxActiveTasks: file.max_active_tasks,
+    maxPendingReports: file.max_pending_reports,
     agentIdleTimeoutMs: file.agent_idle_timeout_ms,
     killGraceMs: file.kill_grace_ms,
     httpAddr: file.http_addr,

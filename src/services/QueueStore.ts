@@ -9,6 +9,7 @@ import { emptyQueue, fromLegacy, QueueFile } from "../domain/Task.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
 import { describeOsError } from "../platform/osError.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
+import { makeReportBodies } from "./store/ReportBodies.ts"
 
 export class QueueStoreError extends Schema.TaggedError<QueueStoreError>()("QueueStoreError", {
   op: Schema.Literals(["load", "save"]),
@@ -20,7 +21,7 @@ export class QueueStoreError extends Schema.TaggedError<QueueStoreError>()("Queu
   }
 }
 
-const encodeQueue = Schema.encodeSync(Schema.fromJsonString(QueueFile))
+const encodeJson = (stored: unknown) => JSON.stringify(stored)
 const decodeQueue = Schema.decodeUnknownOption(QueueFile)
 
 export class QueueStore extends Context.Service<QueueStore, {
@@ -36,6 +37,7 @@ export class QueueStore extends Context.Service<QueueStore, {
     const provide = Effect.provideService(FileSystem.FileSystem, fs)
     const withPath = Effect.provideService(Path.Path, path)
 
+    const bodies = makeReportBodies(fs, path, queuePath)
     const moveAside = Effect.fn("QueueStore.moveAside")(function*(why: string) {
       const stamp = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
       const aside = `${queuePath}.corrupt-${stamp}`
@@ -56,6 +58,7 @@ export class QueueStore extends Context.Service<QueueStore, {
         yield* moveAside(`not JSON: ${e instanceof Error ? e.message : String(e)}`)
         return emptyQueue
       }
+      json = yield* bodies.internalize(json)
       const current = decodeQueue(json)
       if (Option.isSome(current)) return current.value
       const legacy = fromLegacy(json, yield* Clock.currentTimeMillis)
@@ -77,9 +80,13 @@ export class QueueStore extends Context.Service<QueueStore, {
     const directory = yield* fs.open(path.dirname(queuePath), { flag: "r" }).pipe(Effect.option)
     const save = Effect.fn("QueueStore.save")(
       function*(queue: QueueFile) {
-        const write = writeAtomic(queuePath, encodeQueue(queue), Option.isSome(directory) ? { directory: directory.value } : {}).pipe(provide, withPath)
+        // large results are written to files of their own first (once), so this write stays small
+        const stored = yield* bodies.externalize(queue)
+        const text = encodeJson(stored)
+        const write = writeAtomic(queuePath, text, Option.isSome(directory) ? { directory: directory.value } : {}).pipe(provide, withPath)
         yield* write.pipe(Effect.catchReason("PlatformError", "NotFound", () =>
-          ensureDirectory(path.dirname(queuePath)).pipe(Effect.andThen(writeAtomic(queuePath, encodeQueue(queue))), provide, withPath)))
+          ensureDirectory(path.dirname(queuePath)).pipe(Effect.andThen(writeAtomic(queuePath, text)), provide, withPath)))
+        yield* bodies.tidy(stored.outbox)
       },
       Effect.mapError((cause) => new QueueStoreError({ op: "save", path: queuePath, cause }))
     )

@@ -56,7 +56,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const waker = yield* Waker
     const files = yield* ResultWatcher
     const decider: DeciderConfig = {
-      maxActiveTasks: config.maxActiveTasks, wakes: waker.wakes, agentIdleTimeoutMs: config.agentIdleTimeoutMs,
+      maxActiveTasks: config.maxActiveTasks, maxPendingReports: config.maxPendingReports, wakes: waker.wakes, agentIdleTimeoutMs: config.agentIdleTimeoutMs,
       progressRelayIntervalMs: PROGRESS_RELAY_INTERVAL_MS, cleanupGraceMs: CLEANUP_GRACE_MS, maxReportTries: MAX_REPORT_TRIES,
       abortGraceMs: ABORT_GRACE_MS, staleRetainMs: STALE_RETAIN_MS, keepAliveMs: KEEP_ALIVE_MS
     }

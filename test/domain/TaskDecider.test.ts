@@ -37,6 +37,12 @@ describe("taking a task", () => {
     expect(d.status(id)).toBe(status)
   })
 
+  it("max_pending_reports: with that many reports waiting for the hub, new tasks are refused busy", () => {
+    const waiting = model(["a", "b", "c"].map((id) => task(id, "reporting")), ["a", "b", "c"].map((id) => complete(id)))
+    expect(run(waiting, hub({ type: "task_assign", task_id: "n" })).tags).toEqual(["Send task_rejected"])
+    expect(run({ ...waiting, queue: { ...waiting.queue, outbox: waiting.queue.outbox.slice(1) } }, hub({ type: "task_assign", task_id: "n" })).status("n")).toBe("accepted")
+  })
+
   it("a recovering task does not count against max_active_tasks; a reporting one does not either", () => {
     expect(run(model([task("r", "recovering"), task("d", "reporting")]), hub({ type: "task_assign", task_id: "n" })).status("n")).toBe("accepted")
   })

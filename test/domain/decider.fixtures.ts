@@ -6,7 +6,7 @@ import type { Report, TaskRecord, TaskStatus } from "../../src/domain/Task.ts"
 import { decide } from "../../src/domain/TaskDecider.ts"
 
 export const config: DeciderConfig = {
-  maxActiveTasks: 1, wakes: true, agentIdleTimeoutMs: 20_000, progressRelayIntervalMs: 5_000, cleanupGraceMs: 60_000, maxReportTries: 3,
+  maxActiveTasks: 1, maxPendingReports: 3, wakes: true, agentIdleTimeoutMs: 20_000, progressRelayIntervalMs: 5_000, cleanupGraceMs: 60_000, maxReportTries: 3,
   abortGraceMs: 15_000, staleRetainMs: 300_000, keepAliveMs: 60_000
 }
 

@@ -84,3 +84,30 @@ describe("QueueStore (real files)", () => {
     assert.deepStrictEqual(loaded.tasks[0]!.metadata, { repo: "x" })
   }))
 })
+
+describe("QueueStore: large results in files of their own (issue 12)", () => {
+  it.live("a 2 MB result is written once to its own file; queue.json stays small; loads back; removed once settled", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    const calls: Array<string> = []
+    const big = { status: "success", output: "x".repeat(2 * 1024 * 1024) }
+    const withReport: QueueFile = {
+      version: 2,
+      tasks: [{ ...task("t-1"), status: "reporting" }],
+      outbox: [{ type: "task_complete", task_id: "t-1", result: big, generation: 2 }]
+    }
+    const layer = storeIn(dir).pipe(Layer.provide(spyFileSystem(calls)), Layer.provide(PlatformLayer))
+    yield* QueueStore.use((s) => Effect.gen(function*() {
+      yield* s.save(withReport)
+      yield* s.save({ ...withReport, tasks: [...withReport.tasks, task("t-2")] })
+      yield* s.save({ ...withReport, tasks: [...withReport.tasks, task("t-2"), task("t-3")] })
+    })).pipe(Effect.provide(layer))
+    assert.isBelow(NFS.statSync(`${dir}/queue.json`).size, 4096, "queue.json carries only the result's file name")
+    const bodies = NFS.readdirSync(`${dir}/queue.json.reports`)
+    assert.strictEqual(bodies.length, 1)
+    assert.strictEqual(calls.filter((c) => c.startsWith("write") && c.includes(".reports") === false && c.includes("t-1.")).length, 1, "the result is written once, not on every save")
+    const loaded = yield* QueueStore.use((s) => s.load).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
+    assert.deepStrictEqual(loaded.outbox, withReport.outbox)
+    yield* QueueStore.use((s) => s.save(emptyQueue)).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
+    assert.deepStrictEqual(NFS.readdirSync(`${dir}/queue.json.reports`), [], "settled: its file is gone")
+  }))
+})

@@ -56,6 +56,11 @@ const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>)
   if (activeCount(tx.queue) >= tx.config.maxActiveTasks) {
     return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "busy" } })
   }
+  if (tx.queue.outbox.length >= tx.config.maxPendingReports) {
+    tx.log("warning", "too many reports wait for the hub's answer (max_pending_reports): refusing new tasks until it answers",
+      { task_id: id, pending: tx.queue.outbox.length, max_pending_reports: tx.config.maxPendingReports })
+    return tx.emit({ _tag: "Send", frame: { type: "task_rejected", task_id: id, reason: "busy" } })
+  }
   const task: TaskRecord = {
     task_id: id, description: valid.success.description, metadata: valid.success.metadata,
     ...(valid.success.generation !== undefined ? { generation: valid.success.generation } : {}),

@@ -50,6 +50,8 @@ export const initialModel = (queue: QueueFile): Model => ({
 /** What the decider needs from the configuration. */
 export interface DeciderConfig {
   readonly maxActiveTasks: number
+  /** Reports waiting for the hub (parked and kept ones too) beyond which new tasks are refused `busy`. */
+  readonly maxPendingReports: number
   /** false: no wake command; the agent starts itself. */
   readonly wakes: boolean
   readonly agentIdleTimeoutMs: number
