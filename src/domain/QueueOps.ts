@@ -1,6 +1,8 @@
 /** Pure edits of the queue snapshot. TaskFlow composes them under one lock and persists each result. */
 import type { QueueFile, Report, TaskRecord, TaskStatus, TimelineEntry } from "./Task.ts"
 import { isActive } from "./Task.ts"
+import { transition } from "./TaskState.ts"
+import { Result } from "effect"
 
 const TIMELINE_LIMIT = 60
 
@@ -36,14 +38,19 @@ export const enqueueReport = (q: QueueFile, report: Report): QueueFile => ({
   outbox: [...q.outbox.filter((r) => r.task_id !== report.task_id), report]
 })
 
-/** Start-up: whatever was in flight becomes `recovering` (reported tasks keep their outbox entry). */
+/** Start-up: whatever was in flight becomes `recovering` through the transition table (reported tasks keep
+ *  their outbox entry; a `reporting` task whose report is missing, which only a hand-edited file can hold, is
+ *  recovered as if it had been working). */
 export const toRecovering = (q: QueueFile, now: number): QueueFile => ({
   ...q,
   tasks: q.tasks.map((t) => {
     if (t.status === "recovering") return t
-    if (t.status === "reporting" && q.outbox.some((r) => r.task_id === t.task_id)) return t
-    const last = t.status === "reporting" ? "working" : t.status
-    return withEntry({ ...t, status: "recovering", last_status: last }, { at: now, event: "recovering", detail: `was ${t.status} when the sidecar stopped` })
+    const hasReport = q.outbox.some((r) => r.task_id === t.task_id)
+    if (t.status === "reporting" && hasReport) return t
+    const from = t.status === "reporting" ? "working" : t.status
+    const next = transition(from, "restarted")
+    if (Result.isFailure(next)) return t
+    return withEntry({ ...t, status: next.success, last_status: from }, { at: now, event: "recovering", detail: `was ${t.status} when the sidecar stopped` })
   })
 })
 

@@ -14,6 +14,7 @@ export type TaskEvent =
   | "resume_wake"    // task_continue for a recovering task that was never confirmed woken
   | "resume_confirm" // … that was woken and not yet confirmed
   | "resume_work"    // … whose agent had started
+  | "restarted"      // the sidecar started again with this task unfinished: wait for the hub's word
 
 export class IllegalTransition extends Data.TaggedError("IllegalTransition")<{ readonly from: TaskStatus; readonly event: TaskEvent }> {
   override get message() {
@@ -22,12 +23,12 @@ export class IllegalTransition extends Data.TaggedError("IllegalTransition")<{ r
 }
 
 const table: { readonly [S in TaskStatus]: Partial<Record<TaskEvent, TaskStatus>> } = {
-  accepted: { wake_started: "waking", wake_ok: "waking_confirmation", self_start: "working", started_seen: "working", ended: "reporting" },
-  waking: { wake_started: "waking", wake_ok: "waking_confirmation", started_seen: "working", ended: "reporting" },
-  waking_confirmation: { started_seen: "working", ended: "reporting" },
-  working: { started_seen: "working", ended: "reporting" },
+  accepted: { wake_started: "waking", wake_ok: "waking_confirmation", self_start: "working", started_seen: "working", ended: "reporting", restarted: "recovering" },
+  waking: { wake_started: "waking", wake_ok: "waking_confirmation", started_seen: "working", ended: "reporting", restarted: "recovering" },
+  waking_confirmation: { started_seen: "working", ended: "reporting", restarted: "recovering" },
+  working: { started_seen: "working", ended: "reporting", restarted: "recovering" },
   reporting: {},
-  recovering: { resume_wake: "accepted", resume_confirm: "waking_confirmation", resume_work: "working", ended: "reporting" }
+  recovering: { resume_wake: "accepted", resume_confirm: "waking_confirmation", resume_work: "working", ended: "reporting", restarted: "recovering" }
 }
 
 export const transition = (from: TaskStatus, event: TaskEvent): Result.Result<TaskStatus, IllegalTransition> => {
