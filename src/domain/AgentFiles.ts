@@ -65,6 +65,12 @@ export const judgeResult = (text: string): ResultVerdict => {
   return { outcome: "failed", reason: reason.slice(0, 4096), result }
 }
 
+/** The event a judged result file makes. */
+export const verdictEvent = (taskId: string, verdict: ResultVerdict): AgentEvent =>
+  verdict.outcome === "success" ? { _tag: "Succeeded", taskId, result: verdict.result }
+    : verdict.outcome === "failed" ? { _tag: "Failed", taskId, reason: verdict.reason }
+    : { _tag: "Invalid", taskId, reason: `result_parse_error: ${verdict.detail}` }
+
 /** `.progress` may be empty (a touch) or JSON `{"percent"?, "message"?}`; anything else is just a sign of life. */
 export const parseProgress = (text: string): { readonly percent?: number; readonly message?: string } => {
   try {

@@ -1,29 +1,26 @@
 /**
- * Owns the agent file exchange in `results_dir` (SPEC §4): watches it (chokidar) and turns `<id>.started`,
- * `<id>.json` and `<id>.progress` into typed events, and writes the sidecar's side of the exchange
- * (`<id>.task.json`, `<id>.cancelled`, `rejected/`, cleanup after the hub's ack).
+ * Owns the agent file exchange in `results_dir` (SPEC §4): watches it and turns `<id>.started`, `<id>.json` and
+ * `<id>.progress` into typed events (reading and judging: `watcher/AgentFileReader.ts`), and writes the sidecar's
+ * side of the exchange (`<id>.task.json`, `<id>.cancelled`, `rejected/`, cleanup after the hub's ack).
  *
- * Speed versus correctness for result files: an atomic writer (temp file + rename) is parsed the moment the
- * file appears, with no fixed stability wait. A file that does not parse yet is retried, and only judged
- * unparseable once it has been unchanged (size and mtime) for `SETTLE_MS`, so a slow writer's half-written
- * file is never misjudged. Symlinks are never followed: a planted `<id>.json -> /etc/passwd` is an invalid
- * result, not a read of `/etc/passwd`.
+ * The folder may be deleted or replaced under the running daemon: `watcher/DirWatch.ts` notices, makes it again
+ * and re-arms the watch with a rescan of every file in it; a write into a vanished folder makes it again and
+ * retries once. Health shows `results_dir` degraded while it cannot be watched or written (`watcher/DirHealth.ts`).
  *
  * It does not decide what an event means for a task; TaskFlow does.
  */
-import { watch } from "chokidar"
 import { Clock, Context, Effect, FiberMap, FileSystem, Layer, Option, Path, Queue, Ref, Schema, Stream } from "effect"
-import { type AgentEvent, classifyFile, judgeResult, parseProgress, type ResultVerdict, taskFileNames } from "../domain/AgentFiles.ts"
+import { type AgentEvent, classifyFile, judgeResult, taskFileNames, verdictEvent } from "../domain/AgentFiles.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
+import { describeOsError, osErrorCode } from "../platform/osError.ts"
+import { Health } from "./Health.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
+import { makeAgentFileReader, SETTLE_MS } from "./watcher/AgentFileReader.ts"
+import { makeDirHealth } from "./watcher/DirHealth.ts"
+import { chokidarWatch, superviseWatch } from "./watcher/DirWatch.ts"
 
-export const SETTLE_MS = 300
+export { SETTLE_MS }
 export type { AgentEvent }
-
-const verdictEvent = (taskId: string, verdict: ResultVerdict): AgentEvent =>
-  verdict.outcome === "success" ? { _tag: "Succeeded", taskId, result: verdict.result }
-    : verdict.outcome === "failed" ? { _tag: "Failed", taskId, reason: verdict.reason }
-    : { _tag: "Invalid", taskId, reason: `result_parse_error: ${verdict.detail}` }
 
 export class ResultWatcherError extends Schema.TaggedError<ResultWatcherError>()("ResultWatcherError", {
   op: Schema.Literals(["watch", "write", "reject", "cleanup"]),
@@ -31,7 +28,7 @@ export class ResultWatcherError extends Schema.TaggedError<ResultWatcherError>()
   cause: Schema.Defect()
 }) {
   override get message() {
-    return `cannot ${this.op} ${this.path}: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `cannot ${this.op} ${this.path}: ${describeOsError(this.cause)}`
   }
 }
 
@@ -65,88 +62,46 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const config = yield* SidecarConfig
+    const health = yield* makeDirHealth(yield* Health)
     const dir = config.resultsDir
     const provide = <A, E>(e: Effect.Effect<A, E, FileSystem.FileSystem | Path.Path>) =>
       e.pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
-    yield* provide(ensureDirectory(dir)).pipe(Effect.mapError((cause) => new ResultWatcherError({ op: "watch", path: dir, cause })))
 
     const events = yield* Queue.unbounded<AgentEvent>()
-    const emit = (event: AgentEvent) => Queue.offer(events, event).pipe(Effect.asVoid)
     const at = (name: string) => path.join(dir, name)
-
-    /** Regular file's size and mtime, or none (missing, or a symlink/dir/device: never followed). */
-    const regularFile = (file: string) => fs.lstat(file).pipe(
-      Effect.map((info) => info.type === "File" ? Option.some({ size: Number(info.size), mtime: Option.getOrElse(info.mtime, () => new Date(0)).getTime() }) : Option.none()),
-      Effect.orElseSucceed(() => Option.none())
-    )
-
-    const readResult = (taskId: string, file: string): Effect.Effect<void> => Effect.gen(function*() {
-      const invalid = (detail: string) => emit({ _tag: "Invalid", taskId, reason: `result_parse_error: ${detail}` })
-      const kind = yield* fs.lstat(file).pipe(Effect.map((i) => i.type), Effect.orElseSucceed(() => "missing" as const))
-      if (kind === "missing") return
-      if (kind !== "File") return yield* invalid(`${taskId}.json is not a regular file (${kind})`)
-      while (true) {
-        const before = yield* regularFile(file)
-        if (Option.isNone(before)) return
-        if (before.value.size > config.maxResultBytes) return yield* invalid(`${before.value.size} bytes is over max_result_bytes (${config.maxResultBytes})`)
-        const text = yield* fs.readFileString(file).pipe(Effect.orElseSucceed(() => ""))
-        const verdict = judgeResult(text)
-        if (verdict.outcome !== "unparseable") return yield* emit(verdictEvent(taskId, verdict))
-        // Maybe still being written: judge only once it has stopped changing.
-        yield* Effect.sleep(SETTLE_MS)
-        const after = yield* regularFile(file)
-        if (Option.isSome(after) && after.value.size === before.value.size && after.value.mtime === before.value.mtime) {
-          return yield* invalid(verdict.detail)
-        }
-      }
-    })
-
-    const handle = (name: string): Effect.Effect<void> => {
-      const file = classifyFile(name)
-      if (file === undefined) return Effect.void
-      const full = at(name)
-      switch (file.kind) {
-        case "started":
-          return Effect.flatMap(regularFile(full), (f) => Option.isSome(f) ? emit({ _tag: "Started", taskId: file.taskId }) : Effect.void)
-        case "progress":
-          return Effect.gen(function*() {
-            if (Option.isNone(yield* regularFile(full))) return
-            const text = yield* fs.readFileString(full).pipe(Effect.orElseSucceed(() => ""))
-            yield* emit({ _tag: "Progress", taskId: file.taskId, ...parseProgress(text.slice(0, 65536)) })
-          })
-        case "result":
-          return readResult(file.taskId, full)
-      }
-    }
+    const reader = makeAgentFileReader({ fs, at, maxResultBytes: config.maxResultBytes, emit: (event) => Queue.offer(events, event).pipe(Effect.asVoid) })
 
     // One fiber per file name; a newer event for the same file restarts its check (a writer still writing).
     const checks = yield* FiberMap.make<string>()
-    const names = yield* Queue.unbounded<string | { readonly watchError: string }>()
+    const names = yield* Queue.unbounded<string>()
     yield* Queue.take(names).pipe(
-      Effect.flatMap((name) => typeof name === "string"
-        ? FiberMap.run(checks, name, handle(name))
-        : Effect.logError("results_dir watcher error; watching goes on", { error: name.watchError })),
+      Effect.flatMap((name) => FiberMap.run(checks, name, reader.handle(name))),
       Effect.forever,
       Effect.forkScoped
     )
 
-    yield* Effect.acquireRelease(
-      Effect.callback<ReturnType<typeof watch>, ResultWatcherError>((resume) => {
-        const watcher = watch(dir, {
-          depth: 0,
-          ignoreInitial: false, // files already there are reported too
-          // symlinks are reported as themselves (never followed), so a planted one becomes an invalid result
-          followSymlinks: false,
-          ignored: (p, stats) => p !== dir && ((stats?.isDirectory() ?? false) || classifyFile(path.basename(p)) === undefined)
-        })
-        const offer = (p: string) => { Queue.offerUnsafe(names, path.basename(p)) }
-        watcher.on("add", offer)
-        watcher.on("change", offer)
-        // chokidar keeps watching after most errors: log them, never end the stream over one
-        watcher.on("error", (err) => { Queue.offerUnsafe(names, { watchError: err instanceof Error ? err.message : String(err) }) })
-        watcher.once("ready", () => resume(Effect.succeed(watcher)))
-      }),
-      (watcher) => Effect.promise(() => watcher.close())
+    // symlinks are reported as themselves (never followed), so a planted one becomes an invalid result
+    const open = chokidarWatch((file, isDirectory) => isDirectory || classifyFile(path.basename(file)) === undefined)
+    const watch = yield* superviseWatch({ dir, open, health, onFile: (name) => { Queue.offerUnsafe(names, name) } }).pipe(
+      Effect.provideService(FileSystem.FileSystem, fs),
+      Effect.mapError((cause) => new ResultWatcherError({ op: "watch", path: dir, cause }))
+    )
+
+    /**
+     * A write into a folder that vanished (ENOENT while results_dir is missing) makes the folder again, has the
+     * watch re-armed, and is tried once more. Health follows the outcome of every write.
+     */
+    const inFolder = <A>(effect: Effect.Effect<A, ResultWatcherError>): Effect.Effect<A, ResultWatcherError> => effect.pipe(
+      Effect.catch((e) => Effect.gen(function*() {
+        const missing = yield* fs.exists(dir).pipe(Effect.map((there) => !there), Effect.orElseSucceed(() => false))
+        if (osErrorCode(e.cause) !== "ENOENT" || !missing) return yield* e
+        yield* Effect.logWarning(`results_dir ${dir} is gone; making it again to write ${e.path}`)
+        yield* provide(ensureDirectory(dir)).pipe(Effect.mapError((cause) => new ResultWatcherError({ op: e.op, path: dir, cause })))
+        yield* watch.check("made again for a write", true)
+        return yield* effect
+      })),
+      Effect.tapError((e) => health.write(Option.some(e.message))),
+      Effect.tap(() => health.write(Option.none()))
     )
 
     /** `rejected/`, made if missing (never written through a symlink); answers a time stamp for a file name. */
@@ -158,8 +113,9 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
       return new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
     })
 
-    const writeFile = (op: "write", file: string, content: string) =>
-      provide(writeAtomic(file, content, { sync: false })).pipe(Effect.mapError((cause) => new ResultWatcherError({ op, path: file, cause })))
+    const writeFile = (file: string, content: string) => inFolder(
+      provide(writeAtomic(file, content, { sync: false })).pipe(Effect.mapError((cause) => new ResultWatcherError({ op: "write", path: file, cause })))
+    )
 
     return ResultWatcher.of({
       events: Stream.fromQueue(events),
@@ -169,8 +125,8 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
       },
       inspect: (taskId) => Effect.gen(function*() {
         const n = taskFileNames(taskId)
-        const started = Option.isSome(yield* regularFile(at(n.startedFile)))
-        const file = yield* regularFile(at(n.resultFile))
+        const started = Option.isSome(yield* reader.regularFile(at(n.startedFile)))
+        const file = yield* reader.regularFile(at(n.resultFile))
         if (Option.isNone(file) || file.value.size > config.maxResultBytes) return { started, result: Option.none() }
         const event = verdictEvent(taskId, judgeResult(yield* fs.readFileString(at(n.resultFile)).pipe(Effect.orElseSucceed(() => ""))))
         // an unusable file is left to `rescan`, whose settle logic tells a slow writer from a broken file
@@ -180,22 +136,26 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
         const n = taskFileNames(taskId)
         return { taskFile: at(n.taskFile), startedFile: at(n.startedFile), resultFile: at(n.resultFile) }
       },
-      writeTask: (taskId, task) => writeFile("write", at(taskFileNames(taskId).taskFile), JSON.stringify(task, null, 2)),
+      writeTask: (taskId, task) => writeFile(at(taskFileNames(taskId).taskFile), JSON.stringify(task, null, 2)),
       writeCancelled: (taskId) => Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        writeFile("write", at(taskFileNames(taskId).cancelledFile), JSON.stringify({ task_id: taskId, cancelled_at: new Date(now).toISOString() }))),
+        writeFile(at(taskFileNames(taskId).cancelledFile), JSON.stringify({ task_id: taskId, cancelled_at: new Date(now).toISOString() }))),
       reject: Effect.fn("ResultWatcher.reject")(function*(taskId: string) {
         const from = at(taskFileNames(taskId).resultFile)
         const fail = (cause: unknown) => new ResultWatcherError({ op: "reject", path: from, cause })
-        const stamp = yield* rejectedFolder(fail)
-        yield* fs.rename(from, path.join(at("rejected"), `${taskFileNames(taskId).resultFile}.${stamp}`)).pipe(
-          Effect.catchReason("PlatformError", "NotFound", () => Effect.void),
-          Effect.mapError(fail)
-        )
+        yield* inFolder(Effect.gen(function*() {
+          const stamp = yield* rejectedFolder(fail)
+          yield* fs.rename(from, path.join(at("rejected"), `${taskFileNames(taskId).resultFile}.${stamp}`)).pipe(
+            Effect.catchReason("PlatformError", "NotFound", () => Effect.void),
+            Effect.mapError(fail)
+          )
+        }))
       }),
       keepText: Effect.fn("ResultWatcher.keepText")(function*(taskId: string, label: string, text: string) {
         const fail = (cause: unknown) => new ResultWatcherError({ op: "reject", path: at("rejected"), cause })
-        const stamp = yield* rejectedFolder(fail)
-        yield* provide(writeAtomic(path.join(at("rejected"), `${taskId}.${label}.${stamp}.txt`), text, { sync: false })).pipe(Effect.mapError(fail))
+        yield* inFolder(Effect.gen(function*() {
+          const stamp = yield* rejectedFolder(fail)
+          yield* provide(writeAtomic(path.join(at("rejected"), `${taskId}.${label}.${stamp}.txt`), text, { sync: false })).pipe(Effect.mapError(fail))
+        }))
       }),
       cleanup: (taskId) => {
         const n = taskFileNames(taskId)

@@ -1,0 +1,75 @@
+/**
+ * Reads one of the agent's files in `results_dir` and turns it into its event (SPEC §4).
+ *
+ * Speed versus correctness for result files: an atomic writer (temp file + rename) is parsed the moment the
+ * file appears, with no fixed stability wait. A file that does not parse yet is retried, and only judged
+ * unparseable once it has been unchanged (size and mtime) for `SETTLE_MS`, so a slow writer's half-written
+ * file is never misjudged. Symlinks are never followed: a planted `<id>.json -> /etc/passwd` is an invalid
+ * result, not a read of `/etc/passwd`.
+ */
+import { Effect, FileSystem, Option } from "effect"
+import { type AgentEvent, classifyFile, judgeResult, parseProgress, verdictEvent } from "../../domain/AgentFiles.ts"
+
+export const SETTLE_MS = 300
+
+export interface AgentFileReader {
+  /** A regular file's size and mtime, or none (missing, or a symlink/dir/device: never followed). */
+  regularFile(file: string): Effect.Effect<Option.Option<{ readonly size: number; readonly mtime: number }>>
+  /** Reads the file `name` of `results_dir` (a base name) and emits what it says; names not the agent's are ignored. */
+  handle(name: string): Effect.Effect<void>
+}
+
+export const makeAgentFileReader = (options: {
+  readonly fs: FileSystem.FileSystem
+  readonly at: (name: string) => string
+  readonly maxResultBytes: number
+  readonly emit: (event: AgentEvent) => Effect.Effect<void>
+}): AgentFileReader => {
+  const { fs, at, maxResultBytes, emit } = options
+
+  const regularFile = (file: string) => fs.lstat(file).pipe(
+    Effect.map((info) => info.type === "File" ? Option.some({ size: Number(info.size), mtime: Option.getOrElse(info.mtime, () => new Date(0)).getTime() }) : Option.none()),
+    Effect.orElseSucceed(() => Option.none())
+  )
+
+  const readResult = (taskId: string, file: string): Effect.Effect<void> => Effect.gen(function*() {
+    const invalid = (detail: string) => emit({ _tag: "Invalid", taskId, reason: `result_parse_error: ${detail}` })
+    const kind = yield* fs.lstat(file).pipe(Effect.map((i) => i.type), Effect.orElseSucceed(() => "missing" as const))
+    if (kind === "missing") return
+    if (kind !== "File") return yield* invalid(`${taskId}.json is not a regular file (${kind})`)
+    while (true) {
+      const before = yield* regularFile(file)
+      if (Option.isNone(before)) return
+      if (before.value.size > maxResultBytes) return yield* invalid(`${before.value.size} bytes is over max_result_bytes (${maxResultBytes})`)
+      const text = yield* fs.readFileString(file).pipe(Effect.orElseSucceed(() => ""))
+      const verdict = judgeResult(text)
+      if (verdict.outcome !== "unparseable") return yield* emit(verdictEvent(taskId, verdict))
+      // Maybe still being written: judge only once it has stopped changing.
+      yield* Effect.sleep(SETTLE_MS)
+      const after = yield* regularFile(file)
+      if (Option.isSome(after) && after.value.size === before.value.size && after.value.mtime === before.value.mtime) {
+        return yield* invalid(verdict.detail)
+      }
+    }
+  })
+
+  const handle = (name: string): Effect.Effect<void> => {
+    const file = classifyFile(name)
+    if (file === undefined) return Effect.void
+    const full = at(name)
+    switch (file.kind) {
+      case "started":
+        return Effect.flatMap(regularFile(full), (f) => Option.isSome(f) ? emit({ _tag: "Started", taskId: file.taskId }) : Effect.void)
+      case "progress":
+        return Effect.gen(function*() {
+          if (Option.isNone(yield* regularFile(full))) return
+          const text = yield* fs.readFileString(full).pipe(Effect.orElseSucceed(() => ""))
+          yield* emit({ _tag: "Progress", taskId: file.taskId, ...parseProgress(text.slice(0, 65536)) })
+        })
+      case "result":
+        return readResult(file.taskId, full)
+    }
+  }
+
+  return { regularFile, handle }
+}
