@@ -1,0 +1,131 @@
+/**
+ * results_dir going away under the running daemon (issue 12): deleted and recreated, deleted while a task
+ * works, and (as root) a tiny tmpfs that fills up. The real daemon, a FakeHub and shell wake scripts.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import * as NFS from "node:fs"
+import { startDaemon, writeConfig } from "../support/daemon.ts"
+import { type FakeHub, makeFakeHub } from "../support/FakeHub.ts"
+import { script, tempDir } from "../support/sidecar.ts"
+
+const fastHub = { heartbeat_interval_ms: 1000, heartbeat_timeout_ms: 500, reconnect_initial_ms: 50, reconnect_max_ms: 200 }
+/** The agent: says started, then writes a success result, both atomically (temp file + rename). */
+const AGENT = `cd "$RESULTS_DIR" && echo s > ".$TASK_ID.s" && mv ".$TASK_ID.s" "$STARTED_FILE" && printf '{"status":"success","output":"%s"}' "$TASK_ID" > ".$TASK_ID.r" && mv ".$TASK_ID.r" "$RESULT_FILE"`
+
+const until = (what: string, check: () => boolean, timeoutMs = 5000) => Effect.gen(function*() {
+  while (!check()) yield* Effect.sleep(20)
+}).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(new Error(`timed out: ${what}`)) }))
+
+const report = (hub: FakeHub, taskId: string) =>
+  hub.waitFor((f) => (f.type === "task_complete" || f.type === "task_failed") && f["task_id"] === taskId, { timeoutMs: 8000 })
+
+const assertCompletes = (hub: FakeHub, taskId: string) => Effect.gen(function*() {
+  hub.send({ type: "task_assign", task_id: taskId, description: "x", generation: 1 })
+  const r = yield* report(hub, taskId)
+  assert.strictEqual(r.type, "task_complete", `${taskId}: ${JSON.stringify(r)}`)
+})
+
+const taskStatus = (dir: string, taskId: string): string | undefined => {
+  try {
+    const q = JSON.parse(NFS.readFileSync(`${dir}/queue.json`, "utf8")) as { tasks: Array<{ task_id: string; status: string }> }
+    return q.tasks.find((t) => t.task_id === taskId)?.status
+  } catch {
+    return undefined
+  }
+}
+
+describe("results_dir deleted or full under the running daemon", () => {
+  it.live("deleted (and recreated) while idle: the watch is re-armed and later tasks complete", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    const results = `${dir}/results`
+    const wake = script(dir, "wake.sh", AGENT)
+    const config = writeConfig(dir, { hub_url: hub.url, wake_command: [wake], confirmation_timeout_ms: 4000, ...fastHub })
+    const daemon = yield* startDaemon(["run", "--config", config])
+    yield* hub.waitFor((f) => f.type === "identify")
+    yield* assertCompletes(hub, "t-0")
+
+    // removed and left missing: the daemon makes it again (0700), says so, and watches the new one
+    NFS.rmSync(results, { recursive: true })
+    const gone = Date.now()
+    yield* daemon.waitForOutput(/results_dir re-armed/, 5000)
+    const rearmedMs = Date.now() - gone
+    assert.isTrue(NFS.existsSync(results), "recreated")
+    assert.strictEqual(NFS.statSync(results).mode & 0o777, 0o700)
+    assert.match(daemon.output(), /results_dir .*(gone|replaced|lost)/)
+    yield* assertCompletes(hub, "t-1")
+
+    // removed and made again at once by someone else (often with the same inode number)
+    const before = daemon.output().split("re-armed").length
+    NFS.rmSync(results, { recursive: true })
+    NFS.mkdirSync(results)
+    yield* assertCompletes(hub, "t-2")
+    yield* assertCompletes(hub, "t-3")
+    assert.isAbove(daemon.output().split("re-armed").length, before, "the second loss is noticed too")
+    assert.strictEqual(hub.count((f) => f.type === "task_failed"), 0)
+    console.log(`re-armed ${rearmedMs} ms after results_dir was removed`)
+    console.log(daemon.output().split("\n").filter((l) => l.includes("results_dir")).join("\n"))
+  }))
+
+  it.live("deleted while a task works: the result written into the recreated folder completes it", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    const results = `${dir}/results`
+    // the agent starts, and its result comes later (written by the test, as the agent)
+    const wake = script(dir, "wake.sh", `cd "$RESULTS_DIR" && echo s > ".$TASK_ID.s" && mv ".$TASK_ID.s" "$STARTED_FILE"`)
+    const config = writeConfig(dir, { hub_url: hub.url, wake_command: [wake], ...fastHub })
+    yield* startDaemon(["run", "--config", config])
+    yield* hub.waitFor((f) => f.type === "identify")
+    hub.send({ type: "task_assign", task_id: "t-1", description: "x", generation: 1 })
+    yield* until("t-1 working", () => taskStatus(dir, "t-1") === "working")
+    // the agent cleans up, and some time later writes its result (making the folder if it is missing)
+    NFS.rmSync(results, { recursive: true })
+    yield* Effect.sleep(300)
+    NFS.mkdirSync(results, { recursive: true })
+    NFS.writeFileSync(`${results}/.t-1.tmp`, JSON.stringify({ status: "success", output: "made it" }))
+    NFS.renameSync(`${results}/.t-1.tmp`, `${results}/t-1.json`)
+    const r = yield* report(hub, "t-1")
+    assert.strictEqual(r.type, "task_complete", JSON.stringify(r))
+    assert.deepStrictEqual(r["result"], { status: "success", output: "made it" })
+  }))
+
+  it.live("a full results_dir (tmpfs, as root): the task fails task_file_unwritable, and once space is back the next completes", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    const results = `${dir}/results`
+    NFS.mkdirSync(results)
+    const mounted = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        try {
+          execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", results], { stdio: "pipe" })
+          return true
+        } catch (e) {
+          console.log(`skipped: cannot mount a tmpfs (needs root and CAP_SYS_ADMIN): ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`)
+          return false
+        }
+      }),
+      (ok) => Effect.sync(() => { if (ok) execFileSync("umount", ["-l", results], { stdio: "pipe" }) })
+    )
+    if (!mounted) return
+    const hub = yield* makeFakeHub()
+    const wake = script(dir, "wake.sh", AGENT)
+    const config = writeConfig(dir, { hub_url: hub.url, wake_command: [wake], confirmation_timeout_ms: 4000, ...fastHub })
+    const daemon = yield* startDaemon(["run", "--config", config])
+    yield* hub.waitFor((f) => f.type === "identify")
+    // fill it: the file name is none of the agent's, so the watcher ignores it
+    try {
+      execFileSync("dd", ["if=/dev/zero", `of=${results}/filler`, "bs=4k", "count=64"], { stdio: "pipe" })
+    } catch { /* ENOSPC: full, as wanted */ }
+    hub.send({ type: "task_assign", task_id: "t-1", description: "x", generation: 1 })
+    const failed = yield* report(hub, "t-1")
+    assert.strictEqual(failed.type, "task_failed")
+    assert.strictEqual(failed["reason"], "task_file_unwritable")
+    assert.include(daemon.output(), "no space left on device (ENOSPC)", daemon.output())
+    yield* daemon.waitForOutput("degraded: results_dir")
+    NFS.rmSync(`${results}/filler`)
+    yield* assertCompletes(hub, "t-2")
+    yield* daemon.waitForOutput("recovered: results_dir")
+    assert.strictEqual(hub.count((f) => f.type === "task_rejected"), 0, "no slot held by the failed task")
+  }))
+})
