@@ -9,6 +9,7 @@ import { defaultSettings } from "../domain/Config.ts"
 import { exampleAgentWaker } from "../dev/exampleAgent.ts"
 import { DevHub } from "../hub/DevHub.ts"
 import { LoggingLayer } from "../layers/Logging.ts"
+import { TelemetryLayer } from "../layers/Telemetry.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { sidecarLayer } from "../layers/Sidecar.ts"
 
@@ -30,7 +31,7 @@ export const devCommand = Command.make("dev", {
     reconnectInitialMs: 200,
     reconnectMaxMs: 2000
   })
-  yield* Layer.build(sidecarLayer(settings, { waker: exampleAgentWaker }).pipe(Layer.provide(LoggingLayer(settings))))
+  yield* Layer.build(sidecarLayer(settings, { waker: exampleAgentWaker }).pipe(Layer.provide(TelemetryLayer()), Layer.provide(LoggingLayer(settings))))
   yield* Console.log([
     "",
     `  agent-sidecar dev: hub, sidecar and an example agent are running.`,

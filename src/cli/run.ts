@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { LoggingLayer } from "../layers/Logging.ts"
+import { TelemetryLayer } from "../layers/Telemetry.ts"
 import { run } from "../program.ts"
 import { configFlag, loadConfig } from "./shared.ts"
 
@@ -10,5 +11,6 @@ export const runCommand = Command.make("run", {
   once: Flag.Boolean("once").pipe(Flag.withDescription("Exit after one task has been reported and acknowledged"), Flag.withDefault(false))
 }, ({ config, once }) => Effect.gen(function*() {
   const settings = yield* loadConfig(config)
-  yield* run(settings, { once }).pipe(Effect.provide(LoggingLayer(settings)))
-})).pipe(Command.withDescription("Run the sidecar daemon (SIGINT/SIGTERM: graceful shutdown, exit 0)"))
+  // OTLP export (traces, metrics, logs) when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise
+  yield* run(settings, { once }).pipe(Effect.provide(TelemetryLayer()), Effect.provide(LoggingLayer(settings)))
+})).pipe(Command.withDescription("Run the sidecar daemon (SIGINT/SIGTERM: graceful shutdown, exit 0; OTEL_EXPORTER_OTLP_ENDPOINT: OTLP export)"))

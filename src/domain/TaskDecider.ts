@@ -84,7 +84,7 @@ const operator = (tx: Tx, op: "cancel" | "forget" | "resend", id: string): void 
       return tx.reply(resend(tx, id))
     case "forget": {
       if (tx.task(id) === undefined) return tx.reply(false)
-      forgetTask(tx, id, "now")
+      forgetTask(tx, id, "now", "forgotten")
       tx.emit({ _tag: "Later", key: `cleanup:${id}`, afterMs: tx.config.cleanupGraceMs, input: { _tag: "CleanupDue", taskId: id } })
       tx.log("info", "task forgotten by the operator", { task_id: id })
       return tx.reply(true)

@@ -14,6 +14,7 @@ import { activeCount, toRecovering } from "../domain/QueueOps.ts"
 import type { QueueFile } from "../domain/Task.ts"
 import { makeCommands } from "./flow/Commands.ts"
 import { makeLedger } from "./flow/Ledger.ts"
+import { makeTaskSpans } from "./flow/Telemetry.ts"
 import { makeTaskRunner, type Outcome } from "./flow/TaskRunner.ts"
 import { Health } from "./Health.ts"
 import { HubClient } from "./HubClient.ts"
@@ -70,8 +71,9 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       Queue.offer(mailbox, { input, retrying, done }).pipe(Effect.andThen(Deferred.await(done))))
     const submit = enqueue(false)
     const ledger = makeLedger({ store, hub, model, config: decider, health: yield* Health })
-    const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS })
-    const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true) })
+    const spans = makeTaskSpans(config.agentId)
+    const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS, spans })
+    const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true), spans })
 
     /** One input: decided and saved, then carried out; facts learned on the way are decided at once. */
     const step = (input: Input, retrying: boolean): Effect.Effect<Outcome> => Effect.gen(function*() {

@@ -300,3 +300,16 @@ describe("the hub users run (AgentCom)", () => {
       .toEqual([{ type: "task_complete", task_id: "t", result: odd, generation: 1 }])
   })
 })
+
+describe("trace marks (one trace per task)", () => {
+  it("begins at acceptance and at resumption; ends with how the task ended", () => {
+    expect(run(model([]), hub({ type: "task_assign", task_id: "t-1", generation: 2 })).traces).toEqual(["begin"])
+    const recovering = model([task("t-1", "recovering", { last_status: "working" })])
+    expect(run(recovering, { _tag: "Inspected", taskId: "t-1", started: true, result: undefined }).traces).toEqual(["begin"])
+    const reporting = model([task("a", "reporting")], [complete("a")], { inFlight: { taskId: "a", type: "task_complete", seq: 1, generation: 1 }, sends: 1 })
+    expect(run(reporting, hub({ type: "task_ack", task_id: "a", status: "complete" })).traces).toEqual(["end acknowledged"])
+    expect(run(reporting, hub({ type: "error", error: "task_complete_failed: not_found" })).traces).toEqual(["end refused"])
+    expect(run(model([task("t-1", "working")]), hub({ type: "task_cancelled", task_id: "t-1" })).traces).toEqual(["end cancelled"])
+    expect(run(model([task("t-1", "working")]), { _tag: "Operator", op: "forget", taskId: "t-1" }).traces).toEqual(["end forgotten"])
+  })
+})

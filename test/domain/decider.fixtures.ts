@@ -27,8 +27,9 @@ export const run = (m: Model, input: Input, cfg: DeciderConfig = config, now = 1
   return {
     ...d,
     status: (id: string) => d.model.queue.tasks.find((t) => t.task_id === id)?.status,
-    /** The commands without logs, as `_tag` plus the interesting field. */
-    tags: d.commands.filter((c) => c._tag !== "Log").map(describe),
+    /** The commands without logs and trace marks, as `_tag` plus the interesting field. */
+    tags: d.commands.filter((c) => c._tag !== "Log" && c._tag !== "TraceBegin" && c._tag !== "TraceEnd").map(describe),
+    traces: d.commands.flatMap((c) => c._tag === "TraceBegin" ? ["begin"] : c._tag === "TraceEnd" ? [`end ${c.outcome}`] : []),
     sent: d.commands.flatMap((c) => c._tag === "Send" ? [c.frame] : c._tag === "SendReport" ? [c.report] : [])
   }
 }

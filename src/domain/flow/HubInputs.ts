@@ -41,6 +41,7 @@ const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>)
     // The work goes on where it stands, under the hub's newest generation (saved before we answer).
     adoptGeneration(tx, id, typeof message.generation === "number" ? message.generation : undefined)
     unstale(tx, id)
+    if (held.status !== "recovering") tx.emit({ _tag: "TraceBegin", taskId: id, attributes: { generation: tx.task(id)?.generation ?? null } })
     tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
     if (held.status === "recovering") tx.emit({ _tag: "Inspect", taskId: id })
     else tx.log("info", "task handed back by the hub; carrying on where it stands", { task_id: id, status: held.status, generation: tx.task(id)?.generation ?? null })
@@ -69,6 +70,7 @@ const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>)
   }
   tx.queue = addTask(tx.queue, task)
   tx.setLife(id, { lastSign: tx.now })
+  tx.emit({ _tag: "TraceBegin", taskId: id, attributes: { generation: task.generation ?? null, resumed: false } })
   // the interpreter saves this decision before carrying out any command: the hub hears only of a durable task
   tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
   tx.log("info", "task accepted", { task_id: id })
@@ -103,12 +105,14 @@ export const onInspected = (tx: Tx, id: string, started: boolean, result: AgentE
   if (task === undefined || task.status !== "recovering") return
   if (result !== undefined && result._tag !== "Started" && result._tag !== "Progress") {
     tx.log("info", "recovering task already has a result; reporting it", { task_id: id })
+    tx.emit({ _tag: "TraceBegin", taskId: id, attributes: { generation: task.generation ?? null, resumed: true, resumed_at: "report" } })
     finish(tx, id, result._tag === "Succeeded" ? { kind: "complete", result: result.result } : { kind: "failed", reason: result.reason })
     return
   }
   const resume = resumeFrom(task.last_status, started)
   const at = resume === "resume_wake" ? "wake" : resume === "resume_confirm" ? "confirm" : "work"
   tx.advance(id, resume, `task_continue; resuming at ${at}${started ? " (.started found)" : ""}`)
+  tx.emit({ _tag: "TraceBegin", taskId: id, attributes: { generation: task.generation ?? null, resumed: true, resumed_at: at } })
   tx.setLife(id, { lastSign: tx.now })
   if (at === "wake") startFromScratch(tx, id, task.assignment)
   else tx.emit({ _tag: "Watch", taskId: id, phase: at })
@@ -132,7 +136,7 @@ const onReassign = (tx: Tx, id: string): void => {
 export const cancel = (tx: Tx, id: string): boolean => {
   const task = tx.task(id)
   if (task === undefined) return false
-  forgetTask(tx, id, "now")
+  forgetTask(tx, id, "now", "cancelled")
   tx.emit({ _tag: "WriteCancelled", taskId: id })
   tx.emit({ _tag: "Later", key: `cleanup:${id}`, afterMs: tx.config.cleanupGraceMs, input: { _tag: "CleanupDue", taskId: id } })
   tx.log("info", "task cancelled", { task_id: id, was: task.status })

@@ -84,5 +84,8 @@ export type Command =
   /** Feed `input` again on the save-retry schedule until its decision is saved. */
   | { readonly _tag: "Retry"; readonly input: Input }
   | { readonly _tag: "Log"; readonly level: LogLevel; readonly message: string; readonly fields: Readonly<Record<string, unknown>> }
+  /** A task's trace starts (accepted, or resumed after a restart; again: its generation changed) or ends. */
+  | { readonly _tag: "TraceBegin"; readonly taskId: string; readonly attributes: Readonly<Record<string, unknown>> }
+  | { readonly _tag: "TraceEnd"; readonly taskId: string; readonly outcome: "acknowledged" | "refused" | "cancelled" | "forgotten" }
   /** The answer to an operator command or to a runner waiting for its input to be decided. */
   | { readonly _tag: "Reply"; readonly ok: boolean }

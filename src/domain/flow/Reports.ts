@@ -67,7 +67,7 @@ export const sendNext = (tx: Tx): void => {
 
 /** Forgets a task and its report, whatever its state; the next report goes out if this one was in flight.
  *  `stop`: "now" kills a running wake command (cancel, forget); "graceful" lets a finishing attempt report. */
-export const forgetTask = (tx: Tx, id: string, stop: "now" | "graceful"): void => {
+export const forgetTask = (tx: Tx, id: string, stop: "now" | "graceful", outcome: "acknowledged" | "refused" | "cancelled" | "forgotten"): void => {
   const inFlight = tx.model.inFlight?.taskId === id
   tx.queue = removeTask(tx.queue, id)
   tx.forgetLife(id)
@@ -80,13 +80,14 @@ export const forgetTask = (tx: Tx, id: string, stop: "now" | "graceful"): void =
   if (inFlight) tx.set({ inFlight: undefined })
   tx.emit({ _tag: "Unwatch", taskId: id })
   tx.emit({ _tag: "StopWake", taskId: id, graceful: stop === "graceful" })
+  tx.emit({ _tag: "TraceEnd", taskId: id, outcome })
   sendNext(tx)
 }
 
 /** The hub has the report (acked) or will never take it (refused): either way it is settled. */
 const settle = (tx: Tx, id: string, refusal: string | undefined): void => {
   tx.set({ settled: tx.model.settled + 1 })
-  forgetTask(tx, id, "graceful")
+  forgetTask(tx, id, "graceful", refusal === undefined ? "acknowledged" : "refused")
   if (refusal === undefined) {
     tx.emit({ _tag: "Cleanup", taskId: id })
     tx.log("info", "report acknowledged by the hub; task done", { task_id: id })

@@ -8,6 +8,7 @@ import type { Command, Input } from "../../domain/flow/Messages.ts"
 import type { HubClient } from "../HubClient.ts"
 import type { ResultWatcher } from "../ResultWatcher.ts"
 import { saveRetrySchedule } from "./Ledger.ts"
+import type { TaskSpans } from "./Telemetry.ts"
 import type { Submit, TaskRunner } from "./TaskRunner.ts"
 
 export const REPORT_ANSWER_TIMEOUT_MS = 10_000
@@ -25,9 +26,10 @@ export interface CommandDeps {
   readonly runner: TaskRunner
   readonly submit: Submit
   readonly submitRetry: Submit
+  readonly spans: TaskSpans
 }
 
-export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, runner, submit, submitRetry }: CommandDeps) {
+export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, runner, submit, submitRetry, spans }: CommandDeps) {
   const timers = yield* FiberMap.make<string>()
   const retries = yield* FiberSet.make()
   const none: Carried = {}
@@ -41,7 +43,7 @@ export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, ru
       case "Send":
         return Effect.as(hub.sendNow(command.frame), none)
       case "SendReport":
-        return hub.sendNow(command.report).pipe(Effect.flatMap((sent) => sent
+        return hub.sendNow(command.report).pipe(Effect.tap((sent) => sent ? spans.reportSent(command.report.task_id, command.report.generation) : Effect.void), Effect.flatMap((sent) => sent
           ? later("report", REPORT_ANSWER_TIMEOUT_MS, { _tag: "ReportUnanswered", seq: command.seq })
           // the connection is gone although its drop was not decided yet: the report goes on the next one
           : Effect.succeed<Carried>({ next: { _tag: "Link", up: false } })))
@@ -74,6 +76,8 @@ export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, ru
         const log = { debug: Effect.logDebug, info: Effect.logInfo, warning: Effect.logWarning, error: Effect.logError }[command.level]
         return Effect.as(log(command.message, command.fields), none)
       }
+      case "TraceBegin": return Effect.as(spans.begin(command.taskId, command.attributes), none)
+      case "TraceEnd": return Effect.as(spans.end(command.taskId, command.outcome), none)
       case "Reply": return Effect.succeed({ reply: command.ok })
     }
   }

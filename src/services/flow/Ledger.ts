@@ -11,6 +11,7 @@ import { decide, type Decision } from "../../domain/TaskDecider.ts"
 import type { HubClient } from "../HubClient.ts"
 import type { Health } from "../Health.ts"
 import type { QueueStore } from "../QueueStore.ts"
+import { publishQueueMetrics } from "./Telemetry.ts"
 
 /** A decision that could not be saved is tried again after 0.5 s, doubling to at most 30 s, until it is. */
 export const saveRetrySchedule = Schedule.exponential(Duration.millis(500), 2).pipe(
@@ -43,7 +44,10 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
       }
     }
     yield* SubscriptionRef.set(model, decision.model)
-    if (decision.model.queue !== before.queue) yield* hub.setStatus(busyOrIdle(decision.model.queue))
+    if (decision.model.queue !== before.queue) {
+      yield* hub.setStatus(busyOrIdle(decision.model.queue))
+      yield* publishQueueMetrics(decision.model.queue)
+    }
     return { decision, saved }
   })
 })

@@ -14,6 +14,7 @@ import { retryDelays } from "../../domain/Retry.ts"
 import type { Settings } from "../../domain/Config.ts"
 import type { ResultWatcher } from "../ResultWatcher.ts"
 import type { Waker } from "../Waker.ts"
+import type { TaskSpans } from "./Telemetry.ts"
 
 /** What the decider made of an input: whether it was saved, and its answer to the one who asked. */
 export interface Outcome {
@@ -32,9 +33,10 @@ export interface RunnerDeps {
   readonly model: SubscriptionRef.SubscriptionRef<Model>
   readonly submit: Submit
   readonly keepAliveMs: number
+  readonly spans: TaskSpans
 }
 
-export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, waker, files, model, submit, keepAliveMs }: RunnerDeps) {
+export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, waker, files, model, submit, keepAliveMs, spans }: RunnerDeps) {
   const wakes = yield* FiberMap.make<string>()
   const watches = yield* FiberMap.make<string>()
   // tasks whose wake command is running right now (or reporting its outcome)
@@ -57,10 +59,10 @@ export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, wa
       const n = yield* Ref.updateAndGet(attempts, (k) => k + 1)
       if (!(yield* submit({ _tag: "WakeAttemptStarted", taskId: id, attempt: n })).ok) return yield* new NotWaking()
       yield* setAttempting(id, true)
-      const outcome = yield* waker.wake({
+      const outcome = yield* spans.within(id, `wake attempt ${n}`, waker.wake({
         taskId: id, description: task.description, taskJson: JSON.stringify(task.assignment), taskFile: paths.taskFile,
         resultsDir: config.resultsDir, startedFile: paths.startedFile, resultFile: paths.resultFile, attempt: n
-      })
+      }).pipe(Effect.tap((o) => Effect.annotateCurrentSpan({ status: o.status, exit_code: o.exitCode ?? null }))))
       yield* submit({ _tag: "WakeAttemptEnded", taskId: id, attempt: n, outcome })
       if (outcome.status !== "success") return yield* new WakeAttemptFailed({ attempt: n })
     }).pipe(Effect.ensuring(setAttempting(id, false)))
@@ -110,7 +112,8 @@ export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, wa
       yield* FiberMap.remove(wakes, id)
     }),
     watch: (id: string, phase: "confirm" | "work") =>
-      FiberMap.run(watches, id, (phase === "confirm" ? confirm(id) : work(id)).pipe(Effect.annotateLogs({ task_id: id }))).pipe(Effect.asVoid),
+      FiberMap.run(watches, id, spans.within(id, phase === "confirm" ? "confirmation" : "working", phase === "confirm" ? confirm(id) : work(id))
+        .pipe(Effect.annotateLogs({ task_id: id }))).pipe(Effect.asVoid),
     unwatch: (id: string) => FiberMap.remove(watches, id),
     /** Shutdown: every fiber stops, and with them any running wake command's process group. */
     stopAll: Effect.andThen(FiberMap.clear(watches), FiberMap.clear(wakes))
