@@ -49,8 +49,14 @@ export class SidecarConfig extends Context.Service<SidecarConfig, Settings>()("a
     if ((mode & 0o077) !== 0) {
       warnings.push(`config file ${absolute} is readable by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`)
     }
-    const decoded = decodeConfigFile(applyEnv(json as Record<string, unknown>, env))
-    if (Result.isFailure(decoded)) return yield* invalid(decoded.failure)
+    const merged = applyEnv(json as Record<string, unknown>, env)
+    const decoded = decodeConfigFile(merged)
+    // a missing token is one more problem in the same list, not one found only once the rest is right
+    const noToken = merged["token"] === undefined && merged["token_file"] === undefined
+      ? [{ key: "token", message: "Missing key (set token, token_file or SIDECAR_TOKEN)" }]
+      : []
+    if (Result.isFailure(decoded)) return yield* invalid([...decoded.failure, ...noToken])
+    if (noToken.length > 0) return yield* invalid(noToken)
     const file = decoded.success
     const configDir = path.dirname(absolute)
     let token = file.token
@@ -60,6 +66,7 @@ export class SidecarConfig extends Context.Service<SidecarConfig, Settings>()("a
       if (Result.isFailure(read)) return yield* invalid([{ key: "token_file", message: `cannot read ${tokenPath}: ${read.failure.reason._tag}` }])
       token = read.success.replace(/\r?\n$/, "")
       if (token === "") return yield* invalid([{ key: "token_file", message: `${tokenPath} is empty` }])
+      if (Array.from(token).length > 256) return yield* invalid([{ key: "token_file", message: `the token in ${tokenPath} is over 256 characters (the hub's limit)` }])
     }
     if (token === undefined) return yield* invalid([{ key: "token", message: "Missing key (set token, token_file or SIDECAR_TOKEN)" }])
     return { settings: toSettings(file, configDir, token), warnings } satisfies LoadedConfig

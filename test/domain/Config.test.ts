@@ -77,6 +77,10 @@ describe("config", () => {
     const viaEnv = yield* SidecarConfig.load(`${dir}/c2.json`, { SIDECAR_TOKEN: "env-tok" })
     assert.strictEqual(Redacted.value(viaEnv.settings.token), "env-tok")
     assert.isTrue(viaEnv.warnings.some((w) => w.includes("readable by other users")))
+    // issue 13: the missing token is listed with every other problem, not only once the rest is valid
+    NFS.writeFileSync(`${dir}/c4.json`, JSON.stringify({ agent_id: "has space", hub_url: "http://h" }), { mode: 0o600 })
+    const all = yield* Effect.flip(SidecarConfig.load(`${dir}/c4.json`, {}))
+    assert.deepStrictEqual(all._tag === "ConfigInvalid" ? all.problems.map((p) => p.key).sort() : [], ["agent_id", "hub_url", "token"])
     const notJson = `${dir}/c3.json`
     NFS.writeFileSync(notJson, "{ nope", { mode: 0o600 })
     assert.include((yield* Effect.flip(SidecarConfig.load(notJson, {}))).message, "not valid JSON")
