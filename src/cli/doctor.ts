@@ -11,6 +11,7 @@ import type { Settings } from "../domain/Config.ts"
 import { decodeFrame, encodeOutbound } from "../domain/Protocol.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { writeAtomic } from "../platform/atomicWrite.ts"
+import { describeOsError, osErrorCode } from "../platform/osError.ts"
 import { isRunning, lockPathFor } from "../services/StateLock.ts"
 import { CliError, configFlag, loadConfig } from "./shared.ts"
 
@@ -74,6 +75,37 @@ const checkWake = (s: Settings, path: Path.Path): Check => {
     : fail("wake command", `${program} is not an executable file on PATH`, "use an absolute path in wake_command, or fix PATH/permissions (chmod +x)")
 }
 
+/** Below this much free space, results_dir is reported as (nearly) full: a result may be up to max_result_bytes. */
+const MIN_FREE_BYTES = 1024 * 1024
+
+/** What to do about an OS error on results_dir, by its code. */
+const fixFor = (code: string | undefined, dir: string): string => {
+  switch (code) {
+    case "EACCES":
+    case "EPERM":
+      return `make it writable by the user the sidecar runs as: chown that user ${dir} && chmod 700 ${dir} (or point results_dir elsewhere)`
+    case "ENOSPC":
+    case "EDQUOT":
+      return `free space on the file system holding ${dir} (df -h ${dir}), or point results_dir at a folder with room`
+    case "EROFS":
+      return `${dir} is on a read-only file system: point results_dir at a writable local folder`
+    case "ENOTDIR":
+    case "EEXIST":
+      return "a part of the path is a file, not a folder: remove it or point results_dir elsewhere"
+    default:
+      return "create it (or its parent) and make it writable by this user; it must be a folder on a local file system"
+  }
+}
+
+const freeBytes = (dir: string): number | undefined => {
+  try {
+    const st = NFS.statfsSync(dir)
+    return st.bavail * st.bsize
+  } catch {
+    return undefined
+  }
+}
+
 const checkResultsDir = (s: Settings) => Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   yield* fs.makeDirectory(s.resultsDir, { recursive: true, mode: 0o700 })
@@ -82,25 +114,49 @@ const checkResultsDir = (s: Settings) => Effect.gen(function*() {
   yield* writeAtomic(probe, "probe")
   const back = yield* fs.readFileString(probe)
   yield* fs.remove(probe)
-  return back === "probe" ? ok("results_dir", `${s.resultsDir} is writable with atomic rename`) : fail("results_dir", "read back something else", "check the file system")
-}).pipe(Effect.catch((e) => Effect.succeed(fail("results_dir", `${s.resultsDir}: ${e.message}`, "create it (or its parent) and make it writable by this user; it must be a folder on a local file system"))))
+  if (back !== "probe") return { writable: false, check: fail("results_dir", "read back something else", "check the file system") }
+  const free = freeBytes(s.resultsDir)
+  if (free !== undefined && free < MIN_FREE_BYTES) {
+    const detail = `${s.resultsDir} is nearly full: ${Math.floor(free / 1024)} KiB free, and a result may be up to ${s.maxResultBytes} bytes`
+    return { writable: true, check: fail("results_dir", detail, fixFor("ENOSPC", s.resultsDir)) }
+  }
+  return { writable: true, check: ok("results_dir", `${s.resultsDir} is writable with atomic rename${free === undefined ? "" : ` (${Math.floor(free / 1024 / 1024)} MiB free)`}`) }
+}).pipe(Effect.catch((e) => Effect.succeed({
+  writable: false,
+  check: fail("results_dir", `${s.resultsDir} is not writable: ${describeOsError(e)}`, fixFor(osErrorCode(e), s.resultsDir))
+})))
 
 const checkFileEvents = (s: Settings) => Effect.gen(function*() {
   const name = `doctor-${process.pid}.started`
+  const watchErrors: Array<unknown> = []
   const seen = yield* Effect.acquireUseRelease(
     Effect.callback<ReturnType<typeof watch>>((resume) => {
       const w = watch(s.resultsDir, { depth: 0, ignoreInitial: true })
+      w.on("error", (e) => { watchErrors.push(e) })
       w.once("ready", () => resume(Effect.succeed(w)))
       w.once("error", () => resume(Effect.succeed(w)))
     }),
-    (w) => Effect.callback<boolean>((resume) => {
+    (w) => Effect.callback<boolean, unknown>((resume) => {
       w.on("add", (p) => { if (p.endsWith(name)) resume(Effect.succeed(true)) })
-      NFS.writeFileSync(`${s.resultsDir}/${name}`, "")
+      try {
+        NFS.writeFileSync(`${s.resultsDir}/${name}`, "")
+      } catch (e) {
+        resume(Effect.fail(e))
+      }
     }).pipe(Effect.timeoutOption("3 seconds"), Effect.map(Option.isSome)),
     (w) => Effect.promise(() => w.close()).pipe(Effect.andThen(Effect.sync(() => NFS.rmSync(`${s.resultsDir}/${name}`, { force: true }))))
   )
-  return seen ? ok("file events", "a file written in results_dir was seen") : fail("file events", "no event within 3 s for a file written in results_dir", "use a local file system (not NFS/SMB), or raise fs.inotify.max_user_watches")
-}).pipe(Effect.catchCause(() => Effect.succeed(fail("file events", "cannot watch results_dir", "fix results_dir first"))))
+  if (seen) return ok("file events", "a file written in results_dir was seen")
+  const code = watchErrors.map(osErrorCode).find((c) => c !== undefined)
+  // from inotify, ENOSPC and EMFILE mean its limits, not the disk
+  if (code === "ENOSPC" || code === "EMFILE") {
+    return fail("file events", `the watcher failed: the inotify watch limit is reached (${code})`, "raise fs.inotify.max_user_watches and max_user_instances (sysctl), or stop other watchers")
+  }
+  return fail("file events", `no event within 3 s for a file written in results_dir${watchErrors.length > 0 ? ` (watcher error: ${describeOsError(watchErrors[0])})` : ""}`, "use a local file system (not NFS/SMB), or raise fs.inotify.max_user_watches")
+}).pipe(
+  Effect.catch((e) => Effect.succeed(fail("file events", `cannot write a file in results_dir: ${describeOsError(e)}`, fixFor(osErrorCode(e), s.resultsDir)))),
+  Effect.catchCause(() => Effect.succeed(fail("file events", "cannot watch results_dir", "fix results_dir first")))
+)
 
 const checkLock = (s: Settings): Check => {
   const lock = lockPathFor(s.queuePath)
@@ -128,8 +184,8 @@ export const doctorCommand = Command.make("doctor", { config: configFlag }, ({ c
   checks.push(yield* checkHub(s))
   checks.push(checkWake(s, path))
   const dir = yield* checkResultsDir(s)
-  checks.push(dir)
-  checks.push(dir.ok ? yield* checkFileEvents(s) : fail("file events", "skipped: results_dir is not usable", "fix results_dir first"))
+  checks.push(dir.check)
+  checks.push(dir.writable ? yield* checkFileEvents(s) : fail("file events", "not checked: no file can be written in results_dir (see results_dir above)", "fix results_dir first"))
   checks.push(checkLock(s))
   for (const c of checks) {
     yield* Console.log(`${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(13)} ${c.detail}${c.fix !== undefined ? `\n      fix: ${c.fix}` : ""}`)

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
 import * as NFS from "node:fs"
 import { startDaemon, writeConfig } from "../support/daemon.ts"
 import { makeFakeHub } from "../support/FakeHub.ts"
@@ -9,6 +10,21 @@ const doctor = (config: string) => Effect.gen(function*() {
   const run = yield* startDaemon(["doctor", "--config", config])
   return { code: yield* run.exited, out: run.output() }
 })
+const isMountPoint = (dir: string) => NFS.readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === dir)
+/** Mounts a tmpfs at `dir` for the scope (false, with a message, where the machine does not allow it). */
+const tmpfs = (dir: string, options: string) => Effect.acquireRelease(
+  Effect.sync(() => {
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", options, "tmpfs", dir], { stdio: "pipe" })
+      return true
+    } catch (e) {
+      console.log(`skipped: cannot mount a tmpfs (needs root and CAP_SYS_ADMIN): ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`)
+      return false
+    }
+  }),
+  // (a test may have unmounted it already)
+  (mounted) => Effect.sync(() => { if (mounted) NFS.existsSync(dir) && isMountPoint(dir) && execFileSync("umount", ["-l", dir], { stdio: "pipe" }) })
+)
 const line = (out: string, check: string) => out.split("\n").find((l) => l.includes(` ${check} `) || l.includes(` ${check.padEnd(13)}`)) ?? ""
 
 describe("agent-sidecar doctor", () => {
@@ -53,5 +69,45 @@ describe("agent-sidecar doctor", () => {
     const r3 = yield* doctor(writeConfig(dir2, { hub_url: "nope" }, "bad.json"))
     assert.strictEqual(r3.code, 78)
     assert.include(r3.out, "hub_url:")
+  }))
+
+  it.live("a results_dir that is not writable or full is named with its cause and the fix", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    const results = `${dir}/results`
+    NFS.mkdirSync(results, { mode: 0o700 })
+    const fixOf = (out: string, check: string) => out.split("\n")[out.split("\n").indexOf(line(out, check)) + 1] ?? ""
+    const config = writeConfig(dir, { hub_url: hub.url })
+    if (process.getuid?.() !== 0) {
+      // not root: a folder without write permission
+      NFS.chmodSync(results, 0o500)
+      const r = yield* doctor(config)
+      NFS.chmodSync(results, 0o700)
+      assert.match(line(r.out, "results_dir"), /^FAIL.*permission denied \(EACCES\)/, r.out)
+      assert.match(fixOf(r.out, "results_dir"), /chmod 700/)
+      return console.log("skipped the read-only and full file system cases: they need root to mount a tmpfs")
+    }
+    // read-only
+    if (!(yield* tmpfs(results, "ro,size=64k,mode=0700"))) return
+    const ro = yield* doctor(config)
+    assert.strictEqual(ro.code, 1, ro.out)
+    assert.match(line(ro.out, "results_dir"), /^FAIL.*read-only file system \(EROFS\)/, ro.out)
+    assert.match(fixOf(ro.out, "results_dir"), /fix: .*read-only file system: point results_dir at a writable/)
+    assert.match(line(ro.out, "file events"), /^FAIL.*no file can be written in results_dir/, ro.out)
+    execFileSync("umount", [results])
+    // full
+    yield* tmpfs(results, "size=64k,mode=0700")
+    try {
+      execFileSync("dd", ["if=/dev/zero", `of=${results}/filler`, "bs=4k", "count=64"], { stdio: "pipe" })
+    } catch { /* no space left, as wanted */ }
+    const full = yield* doctor(config)
+    assert.strictEqual(full.code, 1, full.out)
+    assert.match(line(full.out, "results_dir"), /^FAIL.*no space left on device \(ENOSPC\)/, full.out)
+    assert.match(fixOf(full.out, "results_dir"), /fix: free space on the file system holding .*df -h/)
+    // room again, but a 64 KiB folder cannot take a result: nearly full; file events still work
+    NFS.rmSync(`${results}/filler`)
+    const small = yield* doctor(config)
+    assert.match(line(small.out, "results_dir"), /^FAIL.*nearly full: \d+ KiB free/, small.out)
+    assert.match(line(small.out, "file events"), /^ok/, small.out)
   }))
 })
