@@ -1,17 +1,23 @@
 /**
  * The one WebSocket to the hub (SPEC §3). It owns the connection and nothing about tasks: `identify` first on
  * every connection, an app-level `ping` every `heartbeat_interval_ms` (no `pong` within
- * `heartbeat_timeout_ms` drops the connection), reconnects with jittered exponential backoff that resets once
- * `identified`, decodes inbound frames (a bad frame is logged and dropped, never fatal), and queues outbound
- * messages until the next identified connection so a send never fails for lack of a connection.
+ * `heartbeat_timeout_ms` drops the connection), reconnects with jittered exponential backoff that resets only
+ * once a connection has proven healthy (identified, and a `pong` came back on it; hub/reconnect.ts), decodes
+ * inbound frames (a bad frame is counted, logged within limits and dropped, never fatal; hub/droppedFrames.ts),
+ * and queues outbound messages until the next identified connection so a send never fails for lack of a
+ * connection.
  *
  * What it does not do: remember what the hub has acknowledged. Terminal reports are guarded by TaskFlow's
  * persisted outbox; a message queued here is lost only if the process dies before it is written.
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Queue, Redacted, Ref, Result, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Queue, Redacted, Ref, Result, Stream, SubscriptionRef } from "effect"
 import { Socket } from "effect/socket"
 import { decodeFrame, describeRejection, encodeOutbound, type HubMessage, type Outbound } from "../domain/Protocol.ts"
+import { makeDroppedFrames, rejectionLabel } from "./hub/droppedFrames.ts"
+import { type ConnectionEnded, connectionEnded, HeartbeatTimeout, reconnectSchedule } from "./hub/reconnect.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
+
+export { HeartbeatTimeout } from "./hub/reconnect.ts"
 
 export type ConnectionStatus = "connecting" | "connected" | "identified" | "disconnected"
 
@@ -25,20 +31,8 @@ export interface ConnectionState {
   readonly retryInMs?: number
 }
 
-/** "An error occurred during Open" alone helps nobody: add the underlying reason (ECONNREFUSED, 401, …). */
-const describeSocketError = (e: Socket.SocketError): string => {
-  const cause: unknown = "cause" in e.reason ? e.reason.cause : undefined
-  const inner = typeof cause === "object" && cause !== null
-    ? ((cause as { error?: { message?: unknown } }).error?.message ?? (cause as { message?: unknown }).message)
-    : cause
-  return typeof inner === "string" && inner !== "" && inner !== e.message ? `${e.message}: ${inner}` : e.message
-}
-
-export class HeartbeatTimeout extends Schema.TaggedError<HeartbeatTimeout>()("HeartbeatTimeout", { timeoutMs: Schema.Number }) {
-  override get message() {
-    return `no pong within ${this.timeoutMs} ms`
-  }
-}
+const closeFields = (ended: ConnectionEnded) =>
+  ended.code === undefined ? { why: ended.why } : { code: ended.code, reason: ended.reason ?? "" }
 
 export class HubClient extends Context.Service<HubClient, {
   /** Decoded hub messages in arrival order (`pong` is consumed here). One consumer: the daemon's TaskFlow. */
@@ -52,6 +46,9 @@ export class HubClient extends Context.Service<HubClient, {
   readonly changes: Stream.Stream<ConnectionState>
   /** The `status` to put in the next `identify`. */
   setStatus(status: "idle" | "busy"): Effect.Effect<void>
+  /** Inbound frames dropped since start (bad, too large, binary; not unknown types, which are ignored). Optional
+   *  only so that hand-written stubs of this service elsewhere keep compiling; both layers here provide it. */
+  readonly droppedFrames?: Effect.Effect<number>
 }>()("agent-sidecar/HubClient") {
   /** In memory, with its `HubClientMemory` control (see below). */
   static get layerMemory() { return layerMemory }
@@ -63,12 +60,13 @@ export class HubClient extends Context.Service<HubClient, {
     const outbound = yield* Queue.unbounded<Outbound>()
     const status = yield* Ref.make<"idle" | "busy">("idle")
     const state = yield* SubscriptionRef.make<ConnectionState>({ status: "connecting", session: 0, since: yield* Clock.currentTimeMillis })
+    const dropped = yield* makeDroppedFrames()
     // The identified connection's writer, for sending without a hop through the queue when nothing is queued.
     let direct: ((frame: string) => Effect.Effect<void, unknown>) | undefined
     const setState = (s: Omit<ConnectionState, "since">) =>
       Effect.flatMap(Clock.currentTimeMillis, (since) => SubscriptionRef.set(state, { ...s, since }))
 
-    /** One connection, from dial to drop. Succeeds only if it was identified before it dropped. */
+    /** One connection, from dial to drop. Succeeds only if it proved healthy before it dropped. */
     const connection = (session: number) => Effect.scoped(Effect.gen(function*() {
       yield* setState({ status: "connecting", session })
       const socket = yield* Socket.fromWebSocket(
@@ -78,10 +76,11 @@ export class HubClient extends Context.Service<HubClient, {
         ),
         { openTimeout: Duration.seconds(10) }
       ).pipe(Effect.provideService(Socket.WebSocketConstructor, makeSocket))
-      const reader = yield* socket.reader.pipe(Effect.mapError(describeSocketError))
+      const reader = yield* socket.reader.pipe(Effect.mapError(connectionEnded))
       const { write } = yield* socket.writer
       yield* setState({ status: "connected", session })
       const identified = yield* Deferred.make<void>()
+      const healthy = yield* Ref.make(false)
       const lastPong = yield* Ref.make(0)
 
       yield* write(encodeOutbound({
@@ -92,20 +91,24 @@ export class HubClient extends Context.Service<HubClient, {
         status: yield* Ref.get(status),
         capabilities: config.capabilities,
         client_type: "sidecar"
-      }))
+      })).pipe(Effect.mapError(connectionEnded))
 
       const onFrame = (raw: string | Uint8Array) => Effect.gen(function*() {
-        if (typeof raw !== "string") return yield* Effect.logWarning("binary frame dropped; the protocol is JSON text", { bytes: raw.byteLength })
+        if (typeof raw !== "string") {
+          return yield* dropped.record("binary frame dropped; the protocol is JSON text", "binary frame", { bytes: raw.byteLength })
+        }
         const decoded = decodeFrame(raw, config.maxMessageBytes)
         if (Result.isFailure(decoded)) {
           const reason = describeRejection(decoded.failure)
           return yield* decoded.failure.kind === "unknown_type"
             ? Effect.logDebug("frame ignored", { reason })
-            : Effect.logWarning("frame dropped", { reason })
+            : dropped.record("frame dropped", rejectionLabel(decoded.failure), { reason })
         }
         const message = decoded.success
         switch (message.type) {
           case "pong":
+            // a heartbeat answered on an identified connection: it has proven healthy, the backoff may reset
+            if (yield* Deferred.isDone(identified)) yield* Ref.set(healthy, true)
             return yield* Ref.set(lastPong, yield* Clock.currentTimeMillis)
           case "identified":
             yield* setState({ status: "identified", session })
@@ -141,33 +144,27 @@ export class HubClient extends Context.Service<HubClient, {
         }))
       })
 
-      const result = yield* Effect.all([readLoop, writeLoop, heartbeat], { concurrency: "unbounded", discard: true }).pipe(
-        Effect.result
+      const ended = yield* Effect.all([readLoop, writeLoop, heartbeat], { concurrency: "unbounded", discard: true }).pipe(
+        Effect.andThen(Effect.never),
+        Effect.flip,
+        Effect.map(connectionEnded)
       )
-      const wasIdentified = yield* Deferred.isDone(identified)
-      if (Result.isFailure(result)) {
-        const why = result.failure.message
-        if (wasIdentified) return yield* Effect.logWarning("connection to the hub dropped", { why })
-        return yield* Effect.fail(why)
-      }
+      if (!(yield* Ref.get(healthy))) return yield* Effect.fail(ended)
+      yield* Effect.logWarning(`connection to the hub ended (${ended.why}); reconnecting`, closeFields(ended))
     }))
 
-    const reconnect = Schedule.exponential(Duration.millis(config.reconnectInitialMs), 2).pipe(
-      Schedule.jittered, // before the cap, so the cap stays hard
-      Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(config.reconnectMaxMs)))),
-      Schedule.tap(({ input, duration }) => Effect.gen(function*() {
-        const why = String(input)
-        const retryInMs = Math.round(Duration.toMillis(duration))
-        const current = yield* SubscriptionRef.get(state)
-        yield* setState({ status: "disconnected", session: current.session, lastError: why, retryInMs })
-        yield* Effect.logWarning(`cannot reach the hub; retry in ${retryInMs} ms`, { why })
-      }))
-    )
+    const reconnect = reconnectSchedule(config.reconnectInitialMs, config.reconnectMaxMs, (ended, retryInMs) => Effect.gen(function*() {
+      const current = yield* SubscriptionRef.get(state)
+      yield* setState({ status: "disconnected", session: current.session, lastError: ended.why, retryInMs })
+      const what = !ended.opened ? "cannot reach the hub" : ended.code === undefined ? "connection to the hub lost" : "connection to the hub closed"
+      yield* Effect.logWarning(`${what} (${ended.why}); retry in ${retryInMs} ms`, closeFields(ended))
+    }))
 
     const sessions = Effect.gen(function*() {
       let session = 0
-      // A connection that was identified and then dropped returns normally, and the outer loop starts a fresh
-      // backoff schedule: that is the "reset once identified" of SPEC §2.
+      // A connection that proved healthy and then dropped returns normally, and the outer loop starts a fresh
+      // backoff schedule: the "reset once a connection has proven healthy" of SPEC §2. Anything less (refused,
+      // closed right after `identified`, as AgentCom does during its cooldowns) is a failure and backs off.
       // Closing the layer's scope interrupts this loop, which closes the open socket with 1000.
       return yield* Effect.suspend(() => connection(++session)).pipe(Effect.retry(reconnect), Effect.forever)
     }).pipe(Effect.annotateLogs({ service: "HubClient" }))
@@ -191,7 +188,8 @@ export class HubClient extends Context.Service<HubClient, {
       }),
       state: SubscriptionRef.get(state),
       changes: SubscriptionRef.changes(state),
-      setStatus: (s) => Ref.set(status, s)
+      setStatus: (s) => Ref.set(status, s),
+      droppedFrames: dropped.count
     })
   }))
 }
@@ -246,7 +244,8 @@ const layerMemory = Layer.effectContext(Effect.gen(function*() {
     }),
     state: SubscriptionRef.get(state),
     changes: SubscriptionRef.changes(state),
-    setStatus: () => Effect.void
+    setStatus: () => Effect.void,
+    droppedFrames: Effect.succeed(0)
   })
   return Context.make(HubClient, client).pipe(Context.add(HubClientMemory, control))
 }))

@@ -47,9 +47,18 @@ export class FakeSocket implements Socket.WebSocketLike {
   receive(frame: string | Record<string, unknown>) {
     this.fire("message", { data: typeof frame === "string" ? frame : JSON.stringify(frame) })
   }
-  drop(code = 1006) {
+  drop(code = 1006, reason = "dropped") {
     this.readyState = 3
-    this.fire("close", { code, reason: "dropped" })
+    this.fire("close", { code, reason })
+  }
+  /** Answers every `ping` the client sends with a `pong`, as a healthy hub does. */
+  answerPings() {
+    const send = this.send.bind(this)
+    this.send = (data) => {
+      send(data)
+      if (JSON.parse(String(data)).type === "ping") queueMicrotask(() => this.receive({ type: "pong" }))
+    }
+    return this
   }
   sentTypes() {
     return this.sent.map((m) => m["type"])
