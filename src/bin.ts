@@ -12,6 +12,7 @@ import { drainCommand, taskCommand } from "./cli/control.ts"
 import { serviceCommand } from "./cli/service.ts"
 import { devCommand } from "./cli/dev.ts"
 import { doctorCommand } from "./cli/doctor.ts"
+import { initCommand } from "./cli/init.ts"
 import { hub } from "./hub/command.ts"
 import { statusCommand } from "./cli/status.ts"
 import { VERSION } from "./version.ts"
@@ -22,7 +23,7 @@ export const cli = Command.make("agent-sidecar").pipe(
     verbose: Flag.Boolean("verbose").pipe(Flag.withDescription("On errors, print the full cause (stack traces) too"), Flag.withDefault(false))
   }),
   Command.withDescription("Bridges an AI coding agent to a task hub: takes tasks over WebSocket, wakes the agent, reports results"),
-  Command.withSubcommands([runCommand, statusCommand, reportCommand, hub, devCommand, doctorCommand, taskCommand, drainCommand, serviceCommand])
+  Command.withSubcommands([initCommand, runCommand, statusCommand, reportCommand, hub, devCommand, doctorCommand, taskCommand, drainCommand, serviceCommand])
 )
 
 const verbose = process.argv.includes("--verbose")
