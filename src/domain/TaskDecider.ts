@@ -16,8 +16,17 @@ import { type Decision, Tx } from "./flow/Tx.ts"
 
 export type { Decision } from "./flow/Tx.ts"
 
+/** Inputs whose changes need not be durable before their commands run, because recovery resumes the same way
+ *  without them: a wake attempt starting or ending (accepted and waking both resume by waking; the wake that
+ *  succeeded *is* saved at once), `.started` seen (recovery looks at the files: an agent that started is never
+ *  woken again). The hub's terminal ack stays durable: a settled task must not come back after a crash. */
+const lazy = (input: Input): boolean =>
+  input._tag === "WakeAttemptStarted" || input._tag === "WakeAttemptEnded" ||
+  (input._tag === "Agent" && (input.event._tag === "Started" || input.event._tag === "Progress"))
+
 export const decide = (model: Model, input: Input, now: number, config: DeciderConfig): Decision => {
   const tx = new Tx(model, now, config)
+  tx.durable = !lazy(input)
   switch (input._tag) {
     case "Hub":
       onHubMessage(tx, input.message)
@@ -48,6 +57,8 @@ export const decide = (model: Model, input: Input, now: number, config: DeciderC
       break
     case "Operator":
       operator(tx, input.op, input.taskId)
+      break
+    case "Flush":
       break
     case "Boot":
       // clocks do not survive a restart: a kept stale report gets the rest of its time again

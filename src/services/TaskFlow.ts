@@ -13,7 +13,7 @@ import type { HubMessage } from "../domain/Protocol.ts"
 import { activeCount, toRecovering } from "../domain/QueueOps.ts"
 import type { QueueFile } from "../domain/Task.ts"
 import { makeCommands } from "./flow/Commands.ts"
-import { makeLedger } from "./flow/Ledger.ts"
+import { FLUSH_AFTER_MS, makeLedger } from "./flow/Ledger.ts"
 import { makeTaskSpans } from "./flow/Telemetry.ts"
 import { makeTaskRunner, type Outcome } from "./flow/TaskRunner.ts"
 import { Health } from "./Health.ts"
@@ -70,14 +70,15 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const enqueue = (retrying: boolean) => (input: Input) => Effect.flatMap(Deferred.make<Outcome>(), (done) =>
       Queue.offer(mailbox, { input, retrying, done }).pipe(Effect.andThen(Deferred.await(done))))
     const submit = enqueue(false)
-    const ledger = makeLedger({ store, hub, model, config: decider, health: yield* Health })
+    const ledger = yield* makeLedger({ store, hub, model, config: decider, health: yield* Health })
     const spans = makeTaskSpans(config.agentId)
     const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS, spans })
     const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true), spans })
 
     /** One input: decided and saved, then carried out; facts learned on the way are decided at once. */
     const step = (input: Input, retrying: boolean): Effect.Effect<Outcome> => Effect.gen(function*() {
-      const { decision, saved } = yield* ledger.commit(input, retrying)
+      const { decision, saved, armFlush } = yield* ledger.commit(input, retrying)
+      if (armFlush) yield* commands.execute({ _tag: "Later", key: "flush", afterMs: FLUSH_AFTER_MS, input: { _tag: "Flush" } })
       let ok = true
       for (const command of decision.commands) {
         const carried = yield* commands.execute(command)

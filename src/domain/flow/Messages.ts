@@ -43,6 +43,8 @@ export type Input =
   | { readonly _tag: "Inspected"; readonly taskId: string; readonly started: boolean; readonly result: AgentEvent | undefined }
   | { readonly _tag: "ReportUnanswered"; readonly seq: number }
   | { readonly _tag: "CleanupDue"; readonly taskId: string }
+  /** Save what lazily decided changes are pending (see `Decision.durable`); decides nothing. */
+  | { readonly _tag: "Flush" }
   /** The sidecar has just started with what `queue.json` held: re-arm the clocks that do not survive a restart. */
   | { readonly _tag: "Boot" }
   /** A minute of a working task: the hub must hear of it even when the agent is silent (its stuck sweep). */

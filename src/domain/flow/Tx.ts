@@ -13,6 +13,9 @@ import type { DeciderConfig, Model, TaskLife } from "./Model.ts"
 export interface Decision {
   readonly model: Model
   readonly commands: ReadonlyArray<Command>
+  /** false: what changed need not be on disk before the commands run (recovery resumes the same way from the
+   *  state before it); it rides along with the next durable save, or a flush shortly after. */
+  readonly durable: boolean
 }
 
 export class Tx {
@@ -66,5 +69,6 @@ export class Tx {
   }
   reply(ok: boolean): void { this.commands.push({ _tag: "Reply", ok }) }
 
-  done(): Decision { return { model: this.model, commands: this.commands } }
+  durable = true
+  done(): Decision { return { model: this.model, commands: this.commands, durable: this.durable } }
 }
