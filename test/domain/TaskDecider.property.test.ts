@@ -60,7 +60,7 @@ const input: fc.Arbitrary<Input> = fc.oneof(
 )
 
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 20, arbitrary: fc.record({ input, saveFails: fc.boolean().map((b) => b && Math.random() < 0.3) }) },
+  { weight: 20, arbitrary: fc.record({ input, saveFails: fc.integer({ min: 0, max: 6 }).map((n) => n === 0) }) },
   { weight: 1, arbitrary: fc.constant({ restart: true as const }) }
 )
 
@@ -160,6 +160,6 @@ const check = (steps: ReadonlyArray<Step>) => {
 
 describe("the task decider over random histories", () => {
   it("keeps every guarantee after every step", () => {
-    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), check), { numRuns: 3000 })
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), check), { numRuns: Number(process.env["DECIDER_RUNS"] ?? 3000) })
   })
 })
