@@ -7,6 +7,7 @@ import { Console, Effect, FileSystem, Option, Path, Redacted, Result } from "eff
 import { Command, Flag, Prompt } from "effect/cli"
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
+import * as NPath from "node:path"
 import { AgentIdPattern, decodeConfigFile } from "../domain/Config.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { writeAtomic } from "../platform/atomicWrite.ts"
@@ -19,14 +20,14 @@ const DEFAULT_HUB_URL = "ws://127.0.0.1:8787/ws"
 
 const flags = {
   agent: Flag.Literals("agent", presetIds).pipe(
-    Flag.withDescription(`The coding-agent CLI to drive: ${presetIds.join(", ")} (default: the first found on PATH)`),
+    Flag.withDescription("The coding-agent CLI to drive (default: the first found on PATH)"),
     Flag.optional
   ),
   hubUrl: Flag.String("hub-url").pipe(Flag.withDescription(`The hub's WebSocket URL, ws:// or wss:// (default: ${DEFAULT_HUB_URL}, the dev hub)`), Flag.optional),
   agentId: Flag.String("agent-id").pipe(Flag.withDescription("This agent's id at the hub, [A-Za-z0-9._-]{1,64} (default: <agent>-<hostname>)"), Flag.optional),
   tokenFile: Flag.String("token-file").pipe(Flag.withDescription("File holding the hub's token, written to the config as token_file (default: ./token beside the config)"), Flag.optional),
   workdir: Flag.String("workdir").pipe(Flag.withDescription("The folder the agent works in (default: the current folder)"), Flag.optional),
-  config: Flag.String("config").pipe(Flag.withAlias("c"), Flag.withDescription("Where to write the config; the wake script goes beside it"), Flag.withDefault("./config.json")),
+  config: Flag.String("config").pipe(Flag.withAlias("c"), Flag.withDescription("Where to write the config (default: ./config.json, where run looks); the wake script goes beside it"), Flag.withDefault("./config.json")),
   yes: Flag.Boolean("yes").pipe(Flag.withAlias("y"), Flag.withDescription("Ask nothing: take the flags, and defaults for the rest"), Flag.withDefault(false)),
   print: Flag.Boolean("print").pipe(Flag.withDescription("Show what would be written, and write nothing"), Flag.withDefault(false)),
   force: Flag.Boolean("force").pipe(Flag.withDescription("Replace an existing config and wake script"), Flag.withDefault(false))
@@ -56,6 +57,13 @@ const ask = <A>(prompt: Prompt.Prompt<A>) =>
 const validated = (key: "hub_url" | "agent_id") => (value: string) => {
   const problem = fieldProblem(key, value.trim())
   return problem === undefined ? Effect.succeed(value.trim()) : Effect.fail(`${key} ${problem}`)
+}
+
+const isFolder = (value: string) => {
+  const dir = NPath.resolve(value.trim())
+  return NFS.statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true
+    ? Effect.succeed(dir)
+    : Effect.fail(`the work folder ${dir} is not a folder; create it first`)
 }
 
 /** A flag's value if given; else a question on a terminal; else the default. Flag values are checked too. */
@@ -99,22 +107,23 @@ export const initCommand = Command.make("init", flags, (args) => Effect.gen(func
       : `agent CLIs on PATH: ${detected.map((d) => `${d.preset.bin} (${d.path})`).join(", ")}`)
   }
 
+  const configPath = path.resolve(args.config)
+  const configDir = path.dirname(configPath)
+  const scriptPath = path.join(configDir, WAKE_SCRIPT_NAME)
+  const existing = []
+  for (const p of [configPath, scriptPath]) if (yield* fs.exists(p)) existing.push(p)
+  if (existing.length > 0 && !args.force && !args.print) {
+    return yield* usage(`${existing.join(" and ")} already exist${existing.length === 1 ? "s" : ""}; pass --force to replace, or --config elsewhere`)
+  }
+
   const preset = yield* pickAgent(args, interactive, detected)
   const hubUrl = yield* choose(args.hubUrl, interactive, Prompt.String({ message: "Hub WebSocket URL", default: DEFAULT_HUB_URL, validate: validated("hub_url") }), DEFAULT_HUB_URL, validated("hub_url"))
   const agentId = yield* choose(args.agentId, interactive, Prompt.String({ message: "Agent id at the hub", default: defaultAgentId(preset), validate: validated("agent_id") }), defaultAgentId(preset), validated("agent_id"))
-  const configPath = path.resolve(args.config)
-  const configDir = path.dirname(configPath)
   const tokenFileInput = yield* choose(args.tokenFile, interactive, Prompt.String({ message: "File with the hub's token (token_file)", default: "./token" }), "./token")
-  const workdirInput = yield* choose(args.workdir, interactive, Prompt.String({ message: "Folder the agent works in", default: process.cwd() }), process.cwd())
-
-  const workdir = path.resolve(workdirInput)
-  if (!(yield* fs.stat(workdir).pipe(Effect.map((s) => s.type === "Directory"), Effect.orElseSucceed(() => false)))) {
-    return yield* usage(`--workdir ${workdir} is not a folder; create it first`)
-  }
+  const workdir = path.resolve(yield* choose(args.workdir, interactive, Prompt.String({ message: "Folder the agent works in", default: process.cwd(), validate: isFolder }), process.cwd(), isFolder))
   // A path typed in answer to the question is relative to the config's folder (as in the config itself);
   // a --token-file flag is relative to the current folder, as any path on a command line.
   const tokenFile = configRelative(path, configDir, Option.isSome(args.tokenFile) ? path.resolve(tokenFileInput) : path.resolve(configDir, tokenFileInput))
-  const scriptPath = path.join(configDir, WAKE_SCRIPT_NAME)
   const agentBin = detected.find((d) => d.preset.id === preset.id)?.path ?? whichOnPath(preset.bin, process.env["PATH"]) ?? preset.bin
 
   const config = {
@@ -143,11 +152,6 @@ export const initCommand = Command.make("init", flags, (args) => Effect.gen(func
     return yield* Console.log(`# agent command: ${commandLine(preset, agentBin)}\n# (--print: nothing written)`)
   }
 
-  const existing = []
-  for (const p of [configPath, scriptPath]) if (yield* fs.exists(p)) existing.push(p)
-  if (existing.length > 0 && !args.force) {
-    return yield* usage(`${existing.join(" and ")} already exist${existing.length === 1 ? "s" : ""}; pass --force to replace, or --config elsewhere`)
-  }
   yield* fs.makeDirectory(configDir, { recursive: true })
   yield* writeAtomic(scriptPath, script)
   yield* fs.chmod(scriptPath, 0o700)

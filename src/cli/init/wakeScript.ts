@@ -48,7 +48,7 @@ export const wakeScript = (o: WakeScriptOptions): string => {
 # in the environment (TASK_ID, TASK_DESCRIPTION, TASK_FILE, RESULTS_DIR, ...) and is only expanded inside double
 # quotes below, as one argument: it is never pasted into shell source and never evaluated.
 #
-# 1. report .started at once, 2. start the agent in the background in a session of its own (setsid), in the
+# 1. write .started at once, 2. start the agent in the background in a session of its own (setsid), in the
 # work folder, and return; 3. when the agent exits, its stdout becomes the result's output (exit 0) or the
 # failure reason names the exit code and the end of its stderr. Its stderr is kept in $RESULTS_DIR/$TASK_ID.log.
 # If the hub cancels the task (the sidecar writes $TASK_ID.cancelled), the agent gets SIGTERM.
@@ -116,7 +116,9 @@ if [ "\${1-}" = "--agent-worker" ]; then
   exit 0
 fi
 
-report started "$TASK_ID"
+# .started at once, atomically (a dot-named temp file the sidecar ignores, then a rename): no node start-up here
+printf '{"pid":%s}' "$$" >"$RESULTS_DIR/.$TASK_ID.started.$$.tmp"
+mv -f "$RESULTS_DIR/.$TASK_ID.started.$$.tmp" "$RESULTS_DIR/$TASK_ID.started"
 LOG="$RESULTS_DIR/$TASK_ID.log"
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) task $TASK_ID: starting ${o.preset.bin} in $WORKDIR" >>"$LOG"
 # In the background, in a session of its own: the sidecar's process-group kill of this wake command does not
