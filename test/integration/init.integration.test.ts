@@ -83,7 +83,7 @@ describe("agent-sidecar init", () => {
       assert.strictEqual(init.code, 0, `${agent} init: ${init.out}`)
       const daemon = yield* startDaemon(["run", "--config", s.config], { PATH: s.PATH })
       const id = yield* hub.submit({ description, agent_id: `agent-${agent}` })
-      const t = yield* waitTask(hub, id, isFinal, `${agent}: finished`, 30_000).pipe(Effect.tapError(() => Effect.gen(function*() {
+      const t = yield* waitTask(hub, id, isFinal, `${agent}: finished`, 60_000).pipe(Effect.tapError(() => Effect.gen(function*() {
         const now = yield* Effect.orDie(hub.task(id))
         const results = NPath.join(s.dir, "results")
         const files = NFS.existsSync(results) ? NFS.readdirSync(results) : []
@@ -100,7 +100,7 @@ describe("agent-sidecar init", () => {
       daemon.process.kill("SIGTERM")
       assert.strictEqual(yield* daemon.exited, 0)
     })), { concurrency: "unbounded", discard: true })
-  ), 90_000)
+  ), 120_000)
 
   it.live("a failing agent: the task fails with its exit code and the end of its stderr", () => withHub((hub) => Effect.scoped(Effect.gen(function*() {
     const s = yield* setup
@@ -108,11 +108,27 @@ describe("agent-sidecar init", () => {
     assert.strictEqual((yield* initFor(s, "aider", hub.wsUrl)).code, 0)
     yield* startDaemon(["run", "--config", s.config], { PATH: s.PATH })
     const id = yield* hub.submit({ description: "fix it", agent_id: "agent-aider", max_retries: 0 })
-    const t = yield* waitTask(hub, id, isFinal, "dead-lettered", 20_000)
+    const t = yield* waitTask(hub, id, isFinal, "dead-lettered", 40_000)
     assert.strictEqual(t.state, "dead_letter")
     assert.include(t.last_error, "aider exited with code 3")
     assert.include(t.last_error, "model quota exceeded")
-  }))), 30_000)
+  }))), 60_000)
+
+  it.live("a task the hub cancels: the agent gets SIGTERM and nothing is reported", () => withHub((hub) => Effect.scoped(Effect.gen(function*() {
+    const s = yield* setup
+    const mark = (name: string) => NPath.join(s.dir, name)
+    writeFake(s.bin, "goose", { body: `trap 'echo TERM > ${q(mark("terminated"))}; exit 143' TERM\necho up > ${q(mark("running"))}\nwhile :; do sleep 0.1; done` })
+    assert.strictEqual((yield* initFor(s, "goose", hub.wsUrl)).code, 0)
+    yield* startDaemon(["run", "--config", s.config], { PATH: s.PATH })
+    const id = yield* hub.submit({ description: "work forever", agent_id: "agent-goose" })
+    yield* waitFor(() => NFS.existsSync(mark("running")), "the agent runs", 20_000)
+    yield* Effect.orDie(hub.cancel(id))
+    yield* waitFor(() => NFS.existsSync(mark("terminated")), "the agent got SIGTERM", 10_000)
+    const log = NPath.join(s.dir, "results", `${id}.log`)
+    yield* waitFor(() => NFS.readFileSync(log, "utf8").includes("exited with code 143"), "the worker saw the agent exit")
+    yield* Effect.sleep(500)
+    assert.isFalse(NFS.existsSync(NPath.join(s.dir, "results", `${id}.json`)), "a result for a cancelled task")
+  }))), 40_000)
 
   it.live("--print writes nothing; an existing config needs --force; files are 0600 (config) and 0700 (script)", () => Effect.gen(function*() {
     const s = yield* setup
