@@ -5,7 +5,7 @@
  * once a connection has proven healthy (identified, and a `pong` came back on it; hub/reconnect.ts), decodes
  * inbound frames (a bad frame is counted, logged within limits and dropped, never fatal; hub/droppedFrames.ts),
  * and queues outbound messages until the next identified connection so a send never fails for lack of a
- * connection.
+ * connection. Inbound frames far over `max_message_bytes` are refused by the socket before they are buffered.
  *
  * What it does not do: remember what the hub has acknowledged. Terminal reports are guarded by TaskFlow's
  * persisted outbox; a message queued here is lost only if the process dies before it is written.
@@ -15,6 +15,7 @@ import { Socket } from "effect/socket"
 import { decodeFrame, describeRejection, encodeOutbound, type HubMessage, type Outbound } from "../domain/Protocol.ts"
 import { makeDroppedFrames, rejectionLabel } from "./hub/droppedFrames.ts"
 import { type ConnectionEnded, connectionEnded, HeartbeatTimeout, reconnectSchedule } from "./hub/reconnect.ts"
+import { configure, PAYLOAD_SLACK_BYTES } from "./hub/socketOptions.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 
 export { HeartbeatTimeout } from "./hub/reconnect.ts"
@@ -55,7 +56,8 @@ export class HubClient extends Context.Service<HubClient, {
 
   static readonly layer = Layer.effect(HubClient, Effect.gen(function*() {
     const config = yield* SidecarConfig
-    const makeSocket = yield* Socket.WebSocketConstructor
+    // maxPayload: a frame far over max_message_bytes is refused as its header arrives, never buffered whole
+    const makeSocket = configure(yield* Socket.WebSocketConstructor, { maxPayload: config.maxMessageBytes + PAYLOAD_SLACK_BYTES })
     const inbound = yield* Queue.unbounded<HubMessage>()
     const outbound = yield* Queue.unbounded<Outbound>()
     const status = yield* Ref.make<"idle" | "busy">("idle")
@@ -149,6 +151,12 @@ export class HubClient extends Context.Service<HubClient, {
         Effect.flip,
         Effect.map(connectionEnded)
       )
+      if (ended.frameTooLarge === true) {
+        // `ws` cannot skip a frame: refusing it before it is buffered means losing the connection (1009)
+        yield* dropped.record(
+          `the hub sent a frame over max_message_bytes (${config.maxMessageBytes} bytes): refused at the socket before it was buffered, which closes the connection`,
+          "over max_message_bytes", { limit: config.maxMessageBytes })
+      }
       if (!(yield* Ref.get(healthy))) return yield* Effect.fail(ended)
       yield* Effect.logWarning(`connection to the hub ended (${ended.why}); reconnecting`, closeFields(ended))
     }))

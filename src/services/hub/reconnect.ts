@@ -22,6 +22,8 @@ export interface ConnectionEnded {
   readonly reason?: string
   /** The hub asked not to be dialled again for this long. */
   readonly cooldownMs?: number
+  /** `ws` refused an inbound frame over its `maxPayload` (and closed the connection with 1009). */
+  readonly frameTooLarge?: boolean
 }
 
 /** AgentCom's close reason during a validation cooldown: `cooldown active: retry in 30s`. */
@@ -41,6 +43,13 @@ export const describeSocketError = (e: Socket.SocketError): string => {
   return typeof inner === "string" && inner !== "" && inner !== e.message ? `${e.message}: ${inner}` : e.message
 }
 
+/** `ws` reports a frame over `maxPayload` as an error event carrying `WS_ERR_UNSUPPORTED_MESSAGE_LENGTH`. */
+const isFrameTooLarge = (e: Socket.SocketError): boolean => {
+  const cause = causeOf(e)
+  const error = typeof cause === "object" && cause !== null ? (cause as { error?: { code?: unknown } }).error ?? cause : undefined
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+}
+
 export const connectionEnded = (e: Socket.SocketError | HeartbeatTimeout): ConnectionEnded => {
   if (e._tag === "HeartbeatTimeout") return { why: e.message, opened: true }
   if (e.reason._tag === "SocketCloseError") {
@@ -50,7 +59,7 @@ export const connectionEnded = (e: Socket.SocketError | HeartbeatTimeout): Conne
     const why = reason === "" ? `closed with ${code}` : `closed with ${code}: ${reason}`
     return { why, opened: true, code, reason, ...(cooldown === undefined ? {} : { cooldownMs: cooldown }) }
   }
-  return { why: describeSocketError(e), opened: e.reason._tag !== "SocketOpenError" }
+  return { why: describeSocketError(e), opened: e.reason._tag !== "SocketOpenError", ...(isFrameTooLarge(e) ? { frameTooLarge: true } : {}) }
 }
 
 /**
