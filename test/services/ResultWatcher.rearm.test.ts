@@ -3,7 +3,7 @@
  * with a fake watch (so only the poll can notice) on a real temp folder.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FileSystem, Layer } from "effect"
+import { Effect, FileSystem, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
 import * as NFS from "node:fs"
 import { PlatformLayer } from "../../src/layers/Platform.ts"
@@ -89,4 +89,20 @@ describe("ResultWatcher: re-arming the results_dir watch", () => {
     yield* TestClock.withLive(Effect.sleep(50))
     assert.strictEqual(watch.state.opened, 2)
   }).pipe(Effect.scoped, Effect.provide(TestLayer)))
+
+  it.effect("Health: results_dir is degraded while the watch or the writes fail, and works again only when both do", () => Effect.gen(function*() {
+    const health = yield* Health
+    const dir = yield* makeDirHealth(health)
+    const causes = Effect.map(health.faults, (fs) => fs.map((f) => `${f.part}: ${f.cause}`))
+    yield* dir.write(Option.some("cannot write t.task.json: no space left on device (ENOSPC)"))
+    yield* dir.watch(Option.some("cannot watch /r: permission denied (EACCES)"))
+    assert.deepStrictEqual(yield* causes, ["results_dir: cannot watch /r: permission denied (EACCES)"])
+    yield* dir.write(Option.none())
+    assert.deepStrictEqual(yield* causes, ["results_dir: cannot watch /r: permission denied (EACCES)"], "a good write does not hide a dead watch")
+    yield* dir.write(Option.some("cannot write t.task.json: no space left on device (ENOSPC)"))
+    yield* dir.watch(Option.none())
+    assert.deepStrictEqual(yield* causes, ["results_dir: cannot write t.task.json: no space left on device (ENOSPC)"], "nor a re-armed watch a full disk")
+    yield* dir.write(Option.none())
+    assert.deepStrictEqual(yield* health.faults, [])
+  }).pipe(Effect.provide(Health.layer)))
 })

@@ -16,9 +16,13 @@ export interface DirHealth {
 export const makeDirHealth = (health: Health["Service"]) => Effect.gen(function*() {
   const state = yield* Ref.make({ watch: Option.none<string>(), write: Option.none<string>() })
   const set = (key: "watch" | "write") => (cause: Option.Option<string>) => Effect.gen(function*() {
-    const next = yield* Ref.updateAndGet(state, (s) => ({ ...s, [key]: cause }))
-    const worst = Option.orElse(next.watch, () => next.write)
-    yield* Option.match(worst, { onNone: () => health.ok("results_dir"), onSome: (c) => health.fault("results_dir", c) })
+    const before = yield* Ref.getAndUpdate(state, (s) => ({ ...s, [key]: cause }))
+    const other = key === "watch" ? before.write : before.watch
+    // each failure counts in Health; a success only ends the fault when the other source is fine too
+    // (the watch's trouble is shown first: without a watch, every task is at stake)
+    if (Option.isSome(cause)) return yield* health.fault("results_dir", key === "watch" ? cause.value : Option.getOrElse(before.watch, () => cause.value))
+    if (Option.isNone(other)) return yield* health.ok("results_dir")
+    if (Option.isSome(before[key])) yield* health.fault("results_dir", other.value) // now the other one is the trouble
   })
   return { watch: set("watch"), write: set("write") } satisfies DirHealth
 })
