@@ -1,26 +1,100 @@
 /**
- * Logs: readable logfmt lines on stdout, JSON lines in `log_file` (mode 0600), at `log_level`. Every line
- * passes through the secret scrubber, so the token cannot reach a log even if some code logged it.
+ * Logs: one shape for every part (daemon, dev hub, CLI): JSON lines with flat keys (`time`, `level`, `msg`, the
+ * annotations, the event's own fields; see `logging/format.ts`), so `jq -r .task_id sidecar.log` works.
+ *
+ * - `log_file` (mode 0600, its folder 0700): each line is appended synchronously when it is logged (O_APPEND,
+ *   no batching), so a `kill -9` right after an event still finds its line in the file.
+ * - stdout: a short human line on a terminal, else the same JSON as the file; `--log-format` chooses.
+ *
+ * Every line passes through the secret scrubber, on both sinks, so the token cannot reach a log even if some
+ * code logged it. What this does not own: rotation (append-only; logrotate needs `copytruncate`).
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Layer, Logger, References } from "effect"
+import { Console, Effect, type FileSystem, Layer, Logger, Redacted, References, type Scope } from "effect"
+import * as NFS from "node:fs"
 import * as NodePath from "node:path"
 import { ensureDirectory } from "../platform/atomicWrite.ts"
 import type { Settings } from "../domain/Config.ts"
 import { redactText } from "../domain/Redact.ts"
+import { renderHuman, renderJson, toRecord } from "./logging/format.ts"
+
+export { type LogRecord, renderHuman, renderJson, toRecord } from "./logging/format.ts"
+
+/** How stdout shows logs: `human` (short lines, for a terminal) or `json` (the file's JSON lines). */
+export type LogFormat = "human" | "json"
+export const LOG_FORMATS = ["human", "json"] as const
+
+/** Human on a terminal, JSON otherwise (a pipe, a file, journald). */
+export const defaultLogFormat = (): LogFormat => process.stdout.isTTY === true ? "human" : "json"
 
 const minimumLevel = { debug: "Debug", info: "Info", warning: "Warn", error: "Error" } as const
 
-export const LoggingLayer = (settings: Pick<Settings, "logLevel" | "logFile" | "secrets">) => {
-  const scrub = (line: string) => redactText(line, settings.secrets)
-  const stdout = Logger.formatLogFmt.pipe(Logger.map(scrub), Logger.withConsoleLog)
-  const file = settings.logFile === undefined
-    ? []
-    : [ensureDirectory(NodePath.dirname(settings.logFile)).pipe(
-      Effect.andThen(Logger.toFile(Logger.formatJson.pipe(Logger.map(scrub)), settings.logFile, { flag: "a", mode: 0o600 }))
-    )]
-  return Layer.mergeAll(
-    Logger.layer([stdout, ...file]),
-    Layer.succeed(References.MinimumLogLevel, minimumLevel[settings.logLevel])
-  ).pipe(Layer.provide(NodeFileSystem.layer))
+/** Without `logLevel`, the minimum level is left as it is (the CLI's `--log-level`, else info). */
+export type LoggingSettings = Pick<Settings, "logFile" | "secrets"> & { readonly logLevel?: Settings["logLevel"] | undefined }
+
+/**
+ * The scrubber for rendered lines: each secret as written, and as JSON escapes it (a secret with `"` or `\`
+ * looks different inside a JSON string).
+ */
+export const lineScrubber = (secrets: ReadonlyArray<Redacted.Redacted<string>>): (line: string) => string => {
+  const all = [...secrets]
+  for (const secret of secrets) {
+    const escaped = JSON.stringify(Redacted.value(secret)).slice(1, -1)
+    if (escaped !== Redacted.value(secret)) all.push(Redacted.make(escaped))
+  }
+  return all.length === 0 ? (line) => line : (line) => redactText(line, all)
+}
+
+/**
+ * Opens `path` for appending (O_APPEND, created 0600, folder made 0700) for the scope's life and returns a
+ * synchronous line writer. A failed write (disk full) is reported once on stderr per run of failures and
+ * never fails the caller: losing a log line must not stop the daemon.
+ */
+export const appendLines = (path: string): Effect.Effect<(line: string) => void, unknown, Scope.Scope | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    yield* ensureDirectory(NodePath.dirname(path))
+    const fd = yield* Effect.acquireRelease(
+      Effect.try(() => NFS.openSync(path, "a", 0o600)),
+      (fd) => Effect.sync(() => NFS.closeSync(fd))
+    )
+    let failing = false
+    return (line: string) => {
+      const bytes = Buffer.from(`${line}\n`, "utf8")
+      try {
+        let written = 0
+        while (written < bytes.length) written += NFS.writeSync(fd, bytes, written)
+        failing = false
+      } catch (e) {
+        if (!failing) process.stderr.write(`agent-sidecar: cannot write ${path} (${(e as Error).message}); log lines are lost until it works again\n`)
+        failing = true
+      }
+    }
+  })
+
+/** The logger: one record per event, written to the file (if any) and printed on stdout in `format`. */
+export const makeLogger = (options: {
+  readonly format: LogFormat
+  readonly scrub: (line: string) => string
+  readonly file?: ((line: string) => void) | undefined
+}): Logger.Logger<unknown, void> => {
+  const { file, format, scrub } = options
+  return Logger.make((event) => {
+    const record = toRecord(event)
+    const json = file !== undefined || format === "json" ? scrub(renderJson(record)) : ""
+    file?.(json)
+    event.fiber.getRef(Console.Console).log(format === "json" ? json : scrub(renderHuman(record, event.date)))
+  })
+}
+
+/** Replaces the default logger; `format` defaults to human on a terminal, JSON otherwise. */
+export const LoggingLayer = (settings: LoggingSettings, options: { readonly format?: LogFormat | undefined } = {}) => {
+  const scrub = lineScrubber(settings.secrets)
+  const format = options.format ?? defaultLogFormat()
+  const logger = settings.logFile === undefined
+    ? Effect.succeed(makeLogger({ format, scrub }))
+    : Effect.map(appendLines(settings.logFile), (file) => makeLogger({ format, scrub, file }))
+  const loggers = Logger.layer([logger])
+  return (settings.logLevel === undefined
+    ? loggers
+    : Layer.merge(loggers, Layer.succeed(References.MinimumLogLevel, minimumLevel[settings.logLevel]))).pipe(Layer.provide(NodeFileSystem.layer))
 }
