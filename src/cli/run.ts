@@ -4,13 +4,14 @@ import { Command, Flag } from "effect/cli"
 import { LoggingLayer } from "../layers/Logging.ts"
 import { TelemetryLayer } from "../layers/Telemetry.ts"
 import { run } from "../program.ts"
-import { configFlag, loadConfig } from "./shared.ts"
+import { configFlag, loadConfig, logFormatFlag } from "./shared.ts"
 
 export const runCommand = Command.make("run", {
   config: configFlag,
+  logFormat: logFormatFlag,
   once: Flag.Boolean("once").pipe(Flag.withDescription("Exit after one task has been reported and acknowledged"), Flag.withDefault(false))
-}, ({ config, once }) => Effect.gen(function*() {
+}, ({ config, logFormat, once }) => Effect.gen(function*() {
   const settings = yield* loadConfig(config)
   // OTLP export (traces, metrics, logs) when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise
-  yield* run(settings, { once }).pipe(Effect.provide(TelemetryLayer()), Effect.provide(LoggingLayer(settings)))
+  yield* run(settings, { once }).pipe(Effect.provide(TelemetryLayer()), Effect.provide(LoggingLayer(settings, { format: logFormat })))
 })).pipe(Command.withDescription("Run the sidecar daemon (SIGINT/SIGTERM: graceful shutdown, exit 0; OTEL_EXPORTER_OTLP_ENDPOINT: OTLP export)"))

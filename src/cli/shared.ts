@@ -1,12 +1,20 @@
 /** Flags and helpers shared by the commands. */
-import { Console, Effect, Schema } from "effect"
+import { Console, Effect, Option, Schema } from "effect"
 import { Flag } from "effect/cli"
+import { defaultLogFormat, LOG_FORMATS, type LogFormat } from "../layers/Logging.ts"
 import { SidecarConfig } from "../services/SidecarConfig.ts"
 
 export const configFlag = Flag.String("config").pipe(
   Flag.withAlias("c"),
   Flag.withDescription("Path to the sidecar's config.json (relative paths in it resolve against its folder)"),
   Flag.withDefault("./config.json")
+)
+
+/** `--log-format human|json` for the long-running commands (run, dev, hub); none given: human on a terminal, else JSON. */
+export const logFormatFlag = Flag.Literals("log-format", LOG_FORMATS).pipe(
+  Flag.withDescription("Logs on stdout: human (short lines) or json (the JSON lines of log_file); default: human on a terminal, else json"),
+  Flag.optional,
+  Flag.map((chosen): LogFormat => Option.getOrElse(chosen, defaultLogFormat))
 )
 
 export const jsonFlag = Flag.Boolean("json").pipe(Flag.withDescription("Print machine-readable JSON"), Flag.withDefault(false))

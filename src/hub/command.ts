@@ -1,6 +1,8 @@
 /** `agent-sidecar hub`: runs the development hub until interrupted (SPEC §7). */
 import { Config, Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
+import { LoggingLayer } from "../layers/Logging.ts"
+import { logFormatFlag } from "../cli/shared.ts"
 import { DevHub } from "./DevHub.ts"
 
 const port = Flag.Int("port").pipe(
@@ -24,12 +26,16 @@ const timers = {
   maxRetries: Flag.Int("max-retries").pipe(Flag.withDescription("task_failed reports before a task is dead-lettered (AgentCom: 3)"), Flag.optional)
 }
 
-export const hub = Command.make("hub", { port, token, ...timers }, ({ port, token, ...t }) =>
+export const hub = Command.make("hub", { port, token, logFormat: logFormatFlag, ...timers }, ({ port, token, logFormat, ...t }) =>
   Effect.gen(function*() {
     const hub = yield* DevHub
-    yield* Console.log(`Dev hub page:  ${hub.url}/`)
-    yield* Console.log(`Sidecars:      ${hub.wsUrl}${Option.isSome(token) ? " (token required)" : ""}`)
-    yield* Console.log("Behaves like AgentCom's hub; state is in memory only. Ctrl-C stops the hub.")
+    const banner = [
+      `Dev hub page:  ${hub.url}/`,
+      `Sidecars:      ${hub.wsUrl}${Option.isSome(token) ? " (token required)" : ""}`,
+      "Behaves like AgentCom's hub; state is in memory only. Ctrl-C stops the hub."
+    ].join("\n")
+    // with JSON logs, stdout carries only JSON lines: the banner (for a person) goes to stderr
+    yield* logFormat === "json" ? Console.error(banner) : Console.log(banner)
     return yield* Effect.never
   }).pipe(Effect.provide(DevHub.layer({
     port,
@@ -38,6 +44,6 @@ export const hub = Command.make("hub", { port, token, ...timers }, ({ port, toke
     stuckThresholdMs: Option.getOrUndefined(t.stuckThresholdMs),
     reaperTtlMs: Option.getOrUndefined(t.reaperTtlMs),
     maxRetries: Option.getOrUndefined(t.maxRetries)
-  })))).pipe(
+  })), Effect.provide(LoggingLayer({ logFile: undefined, secrets: Option.toArray(token) }, { format: logFormat })))).pipe(
     Command.withDescription("Run a development hub (WebSocket /ws, HTTP API, live page at /)")
   )
