@@ -32,8 +32,8 @@ describe("the daemon as a process", () => {
     // the log folder is created (0700), the log is JSON lines (0600) without the token
     assert.strictEqual(NFS.statSync(`${dir}/logs`).mode & 0o777, 0o700)
     assert.strictEqual(NFS.statSync(`${dir}/logs/sidecar.log`).mode & 0o777, 0o600)
-    const log = NFS.readFileSync(`${dir}/logs/sidecar.log`, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { message: unknown })
-    assert.isTrue(log.some((l) => JSON.stringify(l.message).includes("identified by the hub")))
+    const log = NFS.readFileSync(`${dir}/logs/sidecar.log`, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { msg: unknown; service?: unknown })
+    assert.isTrue(log.some((l) => l.msg === "identified by the hub" && l.service === "HubClient"))
     assert.notInclude(JSON.stringify(log), "secret-token-123")
   }))
 

@@ -20,12 +20,12 @@ export const makeHostileHub = makeFakeHub
 // ---- a live sidecar with real logging ----------------------------------------------------------------
 
 export interface LoggedSidecar {
-  /** Every line the stdout (logfmt) logger printed, already scrubbed as the daemon would print it. */
+  /** Every line the stdout logger printed (JSON or human lines), already scrubbed as the daemon would print it. */
   readonly consoleLines: Effect.Effect<ReadonlyArray<string>>
 }
 
 /**
- * Starts a whole live sidecar with `LoggingLayer(settings)` (stdout logfmt + JSON `log_file`), its console
+ * Starts a whole live sidecar with `LoggingLayer(settings)` (stdout + JSON lines in `log_file`), its console
  * captured. It stops (and the log file is flushed) when the surrounding scope closes.
  */
 export const startLoggedSidecar = (settings: Settings): Effect.Effect<LoggedSidecar, unknown, Scope.Scope> => Effect.gen(function*() {
