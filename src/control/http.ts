@@ -16,7 +16,7 @@ const STATUSES = ["accepted", "waking", "waking_confirmation", "working", "repor
 
 const PARTS: ReadonlyArray<Part> = ["queue", "results_dir", "hub"]
 
-export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds: number, faults: ReadonlyArray<Fault> = []): string => {
+export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds: number, faults: ReadonlyArray<Fault> = [], droppedFrames = 0): string => {
   const lines = [
     "# HELP agent_sidecar_tasks Tasks held, by status.",
     "# TYPE agent_sidecar_tasks gauge",
@@ -39,6 +39,9 @@ export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds
     "# HELP agent_sidecar_degraded 1 while a part of the machine fails (queue: the state file cannot be saved; results_dir: not watched).",
     "# TYPE agent_sidecar_degraded gauge",
     ...PARTS.map((p) => `agent_sidecar_degraded{part="${p}"} ${faults.some((f) => f.part === p) ? 1 : 0}`),
+    "# HELP agent_sidecar_hub_frames_dropped_total Frames from the hub dropped as malformed, too large or of a wrong shape.",
+    "# TYPE agent_sidecar_hub_frames_dropped_total counter",
+    `agent_sidecar_hub_frames_dropped_total ${droppedFrames}`,
     "# HELP agent_sidecar_uptime_seconds Seconds since the daemon started.",
     "# TYPE agent_sidecar_uptime_seconds gauge",
     `agent_sidecar_uptime_seconds ${uptimeSeconds}`
@@ -72,7 +75,7 @@ export const HttpStatusLayer = Layer.effectDiscard(Effect.gen(function*() {
         return yield* json(ready ? 200 : 503, { ready, hub: state.status, degraded: faults })
       }
       case "/status": return yield* json(200, { agent_id: config.agentId, pid: process.pid, connection: state, degraded: faults, queue: yield* flow.snapshot })
-      case "/metrics": return yield* send(200, "text/plain; version=0.0.4", prometheusText(yield* flow.snapshot, state, Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000), faults))
+      case "/metrics": return yield* send(200, "text/plain; version=0.0.4", prometheusText(yield* flow.snapshot, state, Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000), faults, yield* hub.droppedFrames))
       default: return yield* json(404, { error: "not found", paths: ["/healthz", "/readyz", "/status", "/metrics"] })
     }
   }))

@@ -47,9 +47,8 @@ export class HubClient extends Context.Service<HubClient, {
   readonly changes: Stream.Stream<ConnectionState>
   /** The `status` to put in the next `identify`. */
   setStatus(status: "idle" | "busy"): Effect.Effect<void>
-  /** Inbound frames dropped since start (bad, too large, binary; not unknown types, which are ignored). Optional
-   *  only so that hand-written stubs of this service elsewhere keep compiling; both layers here provide it. */
-  readonly droppedFrames?: Effect.Effect<number>
+  /** Inbound frames dropped since start (bad, too large, binary; not unknown types, which are ignored). */
+  readonly droppedFrames: Effect.Effect<number>
 }>()("agent-sidecar/HubClient") {
   /** In memory, with its `HubClientMemory` control (see below). */
   static get layerMemory() { return layerMemory }

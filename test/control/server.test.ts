@@ -29,7 +29,7 @@ describe("control socket", () => {
       resend: (id) => Effect.as(Ref.update(calls, (c) => [...c, `resend ${id}`]), true)
     }))
     const hub = Layer.succeed(HubClient, HubClient.of({
-      messages: Effect.never as never, send: () => Effect.void, sendNow: () => Effect.succeed(true),
+      messages: Effect.never as never, send: () => Effect.void, sendNow: () => Effect.succeed(true), droppedFrames: Effect.succeed(0),
       state: Effect.succeed({ status: "identified", session: 1, since: 0 }), changes: Effect.never as never, setStatus: () => Effect.void
     }))
     yield* Layer.build(ControlServerLayer.pipe(Layer.provide([flow, hub, Health.layer, SidecarConfig.layer(settings)])))

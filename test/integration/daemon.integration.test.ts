@@ -130,6 +130,8 @@ describe("the daemon as a process", () => {
     const metrics = (yield* get("/metrics")).text
     assert.include(metrics, `agent_sidecar_tasks{status="working"} 1`)
     assert.include(metrics, "agent_sidecar_hub_identified 1")
+    assert.include(metrics, "agent_sidecar_hub_frames_dropped_total 0")
+    assert.include(metrics, `agent_sidecar_degraded{part="queue"} 0`)
     yield* hub.stop
     yield* Effect.sleep(300)
     assert.strictEqual((yield* get("/readyz")).status, 503, "not ready without the hub")
