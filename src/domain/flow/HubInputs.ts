@@ -71,9 +71,10 @@ const onAssign = (tx: Tx, message: Extract<HubMessage, { type: "task_assign" }>)
   tx.queue = addTask(tx.queue, task)
   tx.setLife(id, { lastSign: tx.now })
   tx.emit({ _tag: "TraceBegin", taskId: id, attributes: { generation: task.generation ?? null, resumed: false } })
-  // the interpreter saves this decision before carrying out any command: the hub hears only of a durable task
-  tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
+  // the interpreter saves this decision before carrying out any command: the hub hears only of a durable task;
+  // the log line goes first, so whoever saw the answer finds it in the log even after a kill -9
   tx.log("info", "task accepted", { task_id: id })
+  tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
   startFromScratch(tx, id, task.assignment)
 }
 
