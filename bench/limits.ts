@@ -4,7 +4,7 @@
  * over loopback with `ws`, a `sh -c true` spawn, and how soon chokidar (with ResultWatcher's options)
  * reports a file renamed into a watched directory.
  */
-import { NodeServices } from "@effect/platform-node"
+import { NodeServicesLayer } from "../src/layers/Platform.ts"
 import { watch } from "chokidar"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
@@ -45,7 +45,7 @@ export const atomicWrites = (dir: string, n: number, sync: boolean): Promise<Arr
       if (i >= WARMUP) samples.push(performance.now() - t0)
     }
     return samples
-  }).pipe(Effect.provide(NodeServices.layer)))
+  }).pipe(Effect.provide(NodeServicesLayer)))
 }
 
 /** The same durable replace with blocking node:fs calls: the floor writeAtomic's own overhead sits on. */

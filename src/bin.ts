@@ -3,7 +3,8 @@
  * one line (`--verbose` adds the full cause); exit codes: 78 bad config, 75 state locked, 2 usage, 1 other;
  * a signal-driven shutdown exits 0.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node-shared/NodeRuntime"
+import { NodeServicesLayer } from "./layers/Platform.ts"
 import { Cause, Console, Effect, Exit, Runtime } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import { reportCommand } from "./cli/report.ts"
@@ -47,7 +48,7 @@ const main = Command.run(cli, { version: VERSION }).pipe(
     const line = error instanceof Error ? error.message : String(error)
     return Console.error(verbose ? Cause.pretty(cause) : `agent-sidecar: ${line.length > 0 ? line : String(error)}`)
   }),
-  Effect.provide(NodeServices.layer)
+  Effect.provide(NodeServicesLayer)
 )
 
 /** Entry point; `bin/agent-sidecar.js` calls it. */

@@ -9,7 +9,7 @@
  * Every line passes through the secret scrubber, on both sinks, so the token cannot reach a log even if some
  * code logged it. What this does not own: rotation (append-only; logrotate needs `copytruncate`).
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node-shared/NodeFileSystem"
 import { Console, Effect, type FileSystem, Layer, Logger, Redacted, References, type Scope } from "effect"
 import * as NFS from "node:fs"
 import * as NodePath from "node:path"

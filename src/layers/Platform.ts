@@ -1,5 +1,14 @@
-/** The Node platform the live services run on: file system, paths, child processes, and `ws` WebSockets. */
-import { NodeServices, NodeWS } from "@effect/platform-node"
+/**
+ * The Node platform the live services run on: file system, paths, child processes, stdio, terminal, and `ws`
+ * WebSockets. From `@effect/platform-node-shared`, which has all of them without what `@effect/platform-node`
+ * adds on top (an undici HTTP stack and a Redis peer): the installed package stays small.
+ */
+import * as NodeChildProcessSpawner from "@effect/platform-node-shared/NodeChildProcessSpawner"
+import * as NodeFileSystem from "@effect/platform-node-shared/NodeFileSystem"
+import * as NodePath from "@effect/platform-node-shared/NodePath"
+import * as NodeStdio from "@effect/platform-node-shared/NodeStdio"
+import * as NodeTerminal from "@effect/platform-node-shared/NodeTerminal"
+import * as NodeWS from "@effect/platform-node-shared/NodeWS"
 import { Layer } from "effect"
 import { Socket } from "effect/socket"
 import { type HubSocketOptions, type WebSocketConstructorWithOptions, withHubSocketOptions } from "../services/hub/socketOptions.ts"
@@ -16,4 +25,9 @@ const wsConstructor = (extra: Partial<HubSocketOptions>): WebSocketConstructorWi
 /** `ws` WebSockets; the HubClient dials with `maxPayload` set from `max_message_bytes` (see hub/socketOptions.ts). */
 export const layerWebSocketConstructor = Layer.succeed(Socket.WebSocketConstructor, wsConstructor({}))
 
-export const PlatformLayer = Layer.mergeAll(NodeServices.layer, layerWebSocketConstructor)
+/** File system, paths, child processes, stdio and terminal: what `@effect/platform-node`'s NodeServices holds. */
+export const NodeServicesLayer = NodeChildProcessSpawner.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeStdio.layer, NodeTerminal.layer))
+)
+
+export const PlatformLayer = Layer.mergeAll(NodeServicesLayer, layerWebSocketConstructor)
