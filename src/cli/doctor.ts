@@ -8,6 +8,7 @@ import { Command } from "effect/cli"
 import { Socket } from "effect/socket"
 import * as NFS from "node:fs"
 import type { Settings } from "../domain/Config.ts"
+import { programOf } from "../domain/ShellWords.ts"
 import { decodeFrame, encodeOutbound } from "../domain/Protocol.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { writeAtomic } from "../platform/atomicWrite.ts"
@@ -66,9 +67,11 @@ const resolveOnPath = (name: string, path: Path.Path): Option.Option<string> => 
 
 const checkWake = (s: Settings, path: Path.Path): Check => {
   if (s.wakeCommand === undefined) return ok("wake command", "none configured: self-start mode (the agent starts by itself and writes <id>.started)")
-  // For a string command, resolve its first word (the shell would); nothing is run.
-  const program = typeof s.wakeCommand === "string" ? s.wakeCommand.trim().split(/\s+/)[0]! : s.wakeCommand[0]
+  // For a string command, find its program as /bin/sh would (quotes, env VAR=…, exec); nothing is run.
   if (typeof s.wakeCommand === "string" && Option.isNone(resolveOnPath("sh", path))) return fail("wake command", "no sh on PATH to run a string command", "use an array wake_command, or install a POSIX shell")
+  const found = typeof s.wakeCommand === "string" ? programOf(s.wakeCommand, process.env) : { _tag: "Found" as const, program: s.wakeCommand[0] }
+  if (found._tag === "Unknown") return ok("wake command", `not checked: ${found.why}`)
+  const program = found.program
   const resolved = resolveOnPath(path.isAbsolute(program) || program.includes("/") ? path.resolve(program) : program, path)
   return Option.isSome(resolved)
     ? ok("wake command", `${program} resolves to ${resolved.value}`)

@@ -28,6 +28,17 @@ const tmpfs = (dir: string, options: string) => Effect.acquireRelease(
 const line = (out: string, check: string) => out.split("\n").find((l) => l.includes(` ${check} `) || l.includes(` ${check.padEnd(13)}`)) ?? ""
 
 describe("agent-sidecar doctor", () => {
+  // issue 13: a string wake_command is read as /bin/sh would, quotes and env VAR=… included
+  it.live("a string wake command with a quoted path containing spaces and env VAR=… resolves", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    NFS.mkdirSync(`${dir}/node 24/bin`, { recursive: true })
+    const program = script(`${dir}/node 24/bin`, "node", "exit 0")
+    const r = yield* doctor(writeConfig(dir, { hub_url: hub.url, wake_command: `env MODE="fast run" '${program}' agent.mjs "\${TASK_ID}"` }))
+    assert.match(line(r.out, "wake command"), /^ok/, r.out)
+    assert.include(r.out, `resolves to ${program}`)
+  }))
+
   it.live("all checks pass on a good setup", () => Effect.gen(function*() {
     const hub = yield* makeFakeHub()
     const dir = yield* tempDir
