@@ -36,7 +36,7 @@ export const prometheusText = (q: QueueFile, hub: ConnectionState, uptimeSeconds
     "# HELP agent_sidecar_hub_connection_attempts_total Connection attempts since start.",
     "# TYPE agent_sidecar_hub_connection_attempts_total counter",
     `agent_sidecar_hub_connection_attempts_total ${hub.session}`,
-    "# HELP agent_sidecar_degraded 1 while a part of the machine fails (queue: the state file cannot be saved; results_dir: not watched).",
+    "# HELP agent_sidecar_degraded 1 while a part of the machine fails (queue: the state file cannot be saved; results_dir: not watched or not writable).",
     "# TYPE agent_sidecar_degraded gauge",
     ...PARTS.map((p) => `agent_sidecar_degraded{part="${p}"} ${faults.some((f) => f.part === p) ? 1 : 0}`),
     "# HELP agent_sidecar_hub_frames_dropped_total Frames from the hub dropped as malformed, too large or of a wrong shape.",
