@@ -1,0 +1,74 @@
+/**
+ * The package as users install it (issue 13): `npm pack`, then `npm i -g` of the tarball into a temporary prefix
+ * with the pinned Node first on PATH; the installed `agent-sidecar` answers `--version`, passes `doctor` on a
+ * sample config, and its `dev` mode completes a task. Nothing is built on install and the sources are not in it.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { execFileSync, spawn } from "node:child_process"
+import * as NFS from "node:fs"
+import * as NPath from "node:path"
+import { writeConfig } from "../support/daemon.ts"
+import { makeFakeHub } from "../support/FakeHub.ts"
+import { script, tempDir } from "../support/sidecar.ts"
+
+const root = NPath.resolve(import.meta.dirname, "../..")
+const env = { ...process.env, PATH: `${NPath.dirname(process.execPath)}:${process.env["PATH"] ?? ""}`, npm_config_update_notifier: "false" }
+const npm = (args: ReadonlyArray<string>, cwd: string) => execFileSync("npm", [...args], { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+
+/** Runs the installed command to its end, with its output. */
+const run = (bin: string, args: ReadonlyArray<string>) => Effect.promise(() => new Promise<{ code: number | null; out: string }>((resolve) => {
+  const child = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] })
+  let out = ""
+  child.stdout.on("data", (d) => { out += String(d) })
+  child.stderr.on("data", (d) => { out += String(d) })
+  child.on("exit", (code) => resolve({ code, out }))
+}))
+
+describe("the installed package", () => {
+  it.live("npm pack, npm i -g: --version, doctor, and a dev task, on the pinned Node", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    // dist/ is what `npm ci` built; packing does not build again
+    npm(["pack", "--ignore-scripts", "--pack-destination", dir], root)
+    const tarball = NFS.readdirSync(dir).find((f) => f.endsWith(".tgz"))!
+    const listing = execFileSync("tar", ["-tzf", `${dir}/${tarball}`], { encoding: "utf8" })
+    assert.notInclude(listing, "package/src/", "the sources are not shipped")
+    assert.include(listing, "package/dist/agent-sidecar.mjs")
+    npm(["install", "-g", "--prefix", `${dir}/prefix`, `${dir}/${tarball}`, "--prefer-offline", "--no-audit", "--no-fund"], dir)
+    const bin = `${dir}/prefix/bin/agent-sidecar`
+    const installed = `${dir}/prefix/lib/node_modules/agent-sidecar`
+    assert.deepStrictEqual(NFS.readdirSync(`${installed}/node_modules`).sort(), ["chokidar", "readdirp", "ws"], "only what runs is installed")
+
+    const version = yield* run(bin, ["--version"])
+    assert.strictEqual(version.code, 0, version.out)
+    assert.match(version.out, /agent-sidecar v\d+\.\d+\.\d+/)
+
+    const hub = yield* makeFakeHub()
+    const wake = script(dir, "wake.sh", "exit 0")
+    const doctor = yield* run(bin, ["doctor", "--config", writeConfig(dir, { hub_url: hub.url, wake_command: [wake] })])
+    assert.strictEqual(doctor.code, 0, doctor.out)
+
+    const dev = spawn(bin, ["dev", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] })
+    yield* Effect.addFinalizer(() => Effect.sync(() => dev.kill("SIGKILL")))
+    let out = ""
+    dev.stdout.on("data", (d) => { out += String(d) })
+    dev.stderr.on("data", (d) => { out += String(d) })
+    const base = yield* Effect.gen(function*() {
+      while (true) {
+        const m = /Open the live page:\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(out)
+        if (m !== null) return m[1]!
+        yield* Effect.sleep(50)
+      }
+    }).pipe(Effect.timeout(20_000))
+    const created = yield* Effect.promise(() => fetch(`${base}/api/tasks`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ description: "installed and running" })
+    }).then((r) => r.json() as Promise<{ task_id: string }>))
+    yield* Effect.gen(function*() {
+      while (true) {
+        const tasks = yield* Effect.promise(() => fetch(`${base}/api/tasks`).then((r) => r.json() as Promise<Array<{ task_id: string; state: string }>>))
+        if (tasks.find((t) => t.task_id === created.task_id)?.state === "complete") return
+        yield* Effect.sleep(100)
+      }
+    }).pipe(Effect.timeout(15_000))
+  }), 60_000)
+})
