@@ -64,6 +64,11 @@ export class BenchHub {
     return at
   }
 
+  /** Sends text as it is (no JSON, no protocol_version) to every connected sidecar. */
+  sendRaw(text: string): void {
+    for (const ws of this.sockets) ws.send(text)
+  }
+
   /** The first frame at index >= `from` matching `predicate`. */
   waitFor(predicate: (f: Frame) => boolean, from: number, timeoutMs = 10_000): Promise<Received> {
     for (let i = from; i < this.received.length; i++) {

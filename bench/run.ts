@@ -5,6 +5,8 @@
  *            chokidar's add event after a rename (same watch options as ResultWatcher)
  *   sidecar  assign → task_accepted, result rename → task_complete, whole task with an instant agent
  *            (in-process SidecarLive against a loopback hub), idle RSS of the CLI daemon
+ *   memory   RSS of the CLI daemon idle, after 1,000 instant-agent tasks and after 100,000 bad frames, each after
+ *            settling, next to a bare `node` (issue 12; see memory.ts)
  *
  * `npm run bench -- --profile` adds where the sidecar's time goes (Effect spans + chokidar event times).
  * Writes nothing into the repository; everything lives in a temp dir that is removed at the end.
@@ -16,12 +18,15 @@ import { performance } from "node:perf_hooks"
 import { BenchHub } from "./hub.ts"
 import { atomicWrites, chokidarRenameEvents, rawDurableWrites, spawns, wsRoundTrips } from "./limits.ts"
 import * as Probe from "./probe.ts"
+import { bareNodeRss, bundleIsFresh, daemonMemory, MEMORY_HEADER, type MemoryResult, memoryRows } from "./memory.ts"
 import { idleRss } from "./rss.ts"
 import { acceptAndDetect, instantAgent, type Iteration, type Phase, WARMUP_TASKS } from "./sidecar.ts"
-import { ms, type Row, summarize, table } from "./stats.ts"
+import { grid, ms, type Row, summarize, table } from "./stats.ts"
 
 const N = { writes: 200, wsRoundTrips: 500, spawns: 100, chokidar: 100, accept: 100, detect: 100, instant: 50 }
 const IDLE_MS = 3000
+/** The memory run: V8's memory reducer acts about 8 s after a burst, so each reading waits 10 s. */
+const MEMORY = { tasks: 1000, floodFrames: 100_000, settleMs: 10_000, concurrency: 4 }
 const TARGETS = { accept: 2, detect: 25, instant: 40, rssMb: 80 }
 
 const profile = process.argv.includes("--profile")
@@ -127,6 +132,7 @@ const main = async () => {
   const profileRows: Array<Row | string> = []
   let hub: BenchHub | undefined
   let rssFailure: string | undefined
+  let memory: { result: MemoryResult; bareMb: number; bundle: boolean } | undefined
   try {
     // limits
     const limitsDir = NPath.join(tmp, "limits")
@@ -161,6 +167,11 @@ const main = async () => {
     if (profile) profileRows.push(...segmentRows("instant-agent task", instantProfile(instant)))
     Probe.clear()
     const rss = await step(`sidecar CLI (bundle): idle RSS after identified + ${IDLE_MS / 1000} s`, () => idleRss(h, NPath.join(tmp, "rss"), IDLE_MS))
+    const bundle = bundleIsFresh()
+    const result = await step(`sidecar CLI: memory idle, after ${MEMORY.tasks} tasks, after ${MEMORY.floodFrames} bad frames (${MEMORY.settleMs / 1000} s to settle each)`,
+      () => daemonMemory(h, NPath.join(tmp, "memory"), MEMORY))
+    memory = { result, bareMb: await step("bare node: RSS", () => bareNodeRss(IDLE_MS)), bundle }
+    if (result.exitCode !== 0) rssFailure = `the daemon did not exit 0 on SIGTERM after the memory run (code ${result.exitCode}, signal ${result.signal}): ${result.stderr}`
     const rssSource = await step(`sidecar CLI (TypeScript sources): idle RSS after identified + ${IDLE_MS / 1000} s`, () => idleRss(h, NPath.join(tmp, "rss-src"), IDLE_MS, true))
 
     rows.push("agent-sidecar")
@@ -192,6 +203,14 @@ const main = async () => {
   console.log(`machine: ${cpus[0]?.model ?? "unknown CPU"}, ${cpus.length} cores, ${(NOS.totalmem() / 2 ** 30).toFixed(1)} GB, ${NOS.type()} ${NOS.release()}; Node ${process.version}; load average at the end ${NOS.loadavg().map((l) => l.toFixed(2)).join(" ")}; temp dir on ${NOS.tmpdir()}`)
   console.log(`p50/p99 by nearest rank; warm-up iterations are not counted; whole run ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
   console.log(table(rows))
+  if (memory !== undefined) {
+    const { result, bareMb, bundle } = memory
+    const tasks = summarize(result.taskSamples)
+    console.log(`\n${grid(MEMORY_HEADER, memoryRows(result, bareMb))}`)
+    console.log(`  ${bundle ? "bundle" : "TypeScript sources (dist/ is older than src/: run \`npm run build\` to measure the bundle)"}, log_level info to stdout and log_file; ` +
+      `${result.tasks} tasks in ${(result.tasksMs / 1000).toFixed(1)} s, ${MEMORY.concurrency} in flight (assign → complete p50 ${ms(tasks.p50)}, p99 ${ms(tasks.p99)}); ` +
+      `the flood read in ${(result.floodMs / 1000).toFixed(1)} s; daemon CPU ${result.afterFlood.cpuS.toFixed(1)} s in all; ${(result.stdoutBytes / 1e6).toFixed(1)} MB of stdout logs`)
+  }
   console.log("\nreference (the existing plain-Node sidecar here): accept 2.1 ms without the directory fsync, detection ~505 ms, instant-agent task ~515 ms, idle RSS ~65 MB")
   if (profile) {
     console.log("\nwhere the sidecar's time goes (in-process spans and chokidar event times; 'at hub' = hub-side receipt)\n")
@@ -202,9 +221,9 @@ const main = async () => {
 
 // A watchdog: the bench must end by itself even if something hangs.
 const watchdog = setTimeout(() => {
-  console.error("bench: still running after 180 s; giving up")
+  console.error("bench: still running after 300 s; giving up")
   process.exit(1)
-}, 180_000)
+}, 300_000)
 watchdog.unref()
 
 main().then(

@@ -37,3 +37,11 @@ export const table = (rows: ReadonlyArray<Row | string>): string => {
   const rule = widths.map((w) => "-".repeat(w)).join("-+-")
   return [line(header), rule, ...rows.map((r) => typeof r === "string" ? r : line(r))].join("\n")
 }
+
+/** A plain table: the first column left-aligned, the rest right-aligned; string rows are printed as they are. */
+export const grid = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string> | string>): string => {
+  const data = rows.filter((r): r is ReadonlyArray<string> => typeof r !== "string")
+  const widths = header.map((_, i) => Math.max(...[header, ...data].map((r) => (r[i] ?? "").length)))
+  const line = (r: ReadonlyArray<string>) => widths.map((w, i) => i === 0 ? (r[i] ?? "").padEnd(w) : (r[i] ?? "").padStart(w)).join(" | ")
+  return [line(header), widths.map((w) => "-".repeat(w)).join("-+-"), ...rows.map((r) => typeof r === "string" ? r : line(r))].join("\n")
+}
