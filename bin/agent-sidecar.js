@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url"
 import { setFlagsFromString } from "node:v8"
 
 // Issue 12: a daemon that idles between bursts. Without this flag V8 keeps the heap a burst grew (1,000 tasks,
-// a flood of bad frames) for good: the live heap is back at ~14 MB, but no GC runs while the daemon idles and the
-// memory reducer judges the allocation rate "high" until a watchdog minutes later, so RSS stays at 155-230 MB.
+// a flood of bad frames) for minutes: the live heap is back at ~14 MB, but no GC runs while the daemon idles and the
+// memory reducer judges the allocation rate "high" until its watchdog, ~4 min later here: RSS stays at 155-230 MB.
 // With --optimize-for-size V8 treats memory as the priority: the memory reducer collects and shrinks about 8 s
 // after a burst (RSS back to ~100 MB, `npm run bench`). It costs about 2 ms of CPU per task (instant agent, p50
 // 17 → 20 ms), which an agent's minutes-long task does not notice. It works set here, before the bundle loads;
