@@ -79,7 +79,7 @@ const check = (steps: ReadonlyArray<Step>) => {
   let model: Model = initialModel({ version: 2, tasks: [], outbox: [] })
   let saved: QueueFile = model.queue
   let now = 0
-  let outstanding: { readonly taskId: string; readonly seq: number } | undefined
+  let outstanding: { readonly taskId: string; readonly seq: number; readonly type: "task_complete" | "task_failed" } | undefined
   const newest = new Map<string, number>()
   const history: Array<unknown> = []
   // inputs whose save failed: the interpreter feeds them again on its retry schedule (here: before the next step)
@@ -130,7 +130,12 @@ const check = (steps: ReadonlyArray<Step>) => {
     // one report in flight: a new send only once the last one was answered, timed out, or its connection lost
     if (outstanding !== undefined) {
       const o = outstanding
-      const answered = !saved.outbox.some((r) => r.task_id === o.taskId) ||
+      // the hub's answer: an ack (the report leaves the outbox), or a refusal of its kind (which may keep it, as a
+      // stale one is kept for the task to be handed back); else its time ran out or its connection went
+      const refusal = s.input._tag === "Hub" && s.input.message.type === "error" && (
+        (s.input.message.error ?? "").startsWith(o.type === "task_complete" ? "task_complete_failed" : "task_fail_failed") ||
+        (s.input.message.error === "validation_failed" && s.input.message.message_type === o.type))
+      const answered = !saved.outbox.some((r) => r.task_id === o.taskId) || refusal ||
         (s.input._tag === "ReportUnanswered" && s.input.seq === o.seq) || (s.input._tag === "Link" && !s.input.up)
       if (answered) outstanding = undefined
     }
@@ -138,7 +143,7 @@ const check = (steps: ReadonlyArray<Step>) => {
     if (reports.length > 1) fail("two reports sent in one step", history)
     for (const r of reports) {
       if (outstanding !== undefined) fail(`report for ${r.report.task_id} sent while ${outstanding.taskId}'s is in flight`, history)
-      outstanding = { taskId: r.report.task_id, seq: r.seq }
+      outstanding = { taskId: r.report.task_id, seq: r.seq, type: r.report.type }
       // nothing is sent that the saved state does not imply, and it carries the newest generation
       const stored = saved.outbox.find((x) => x.task_id === r.report.task_id)
       if (stored === undefined || stored.type !== r.report.type) fail(`report for ${r.report.task_id} not saved before sending`, history)

@@ -275,6 +275,18 @@ describe("the hub users run (AgentCom)", () => {
     expect(run(handedBack.model, due).tags).toEqual([])
     expect(handedBack.status("w")).toBe("working")
   })
+  it("state_report_ack abort for a task whose report is on the wire: kept, and nothing else is sent before its answer", () => {
+    const m = model([task("a", "reporting"), task("b", "reporting")], [complete("a"), complete("b")], {
+      inFlight: { taskId: "a", type: "task_complete", seq: 1, generation: 1 }, sends: 1, reported: new Map([["a", 1]])
+    })
+    const d = run(m, hub({ type: "state_report_ack", task_id: "a", action: "abort" }))
+    expect(d.tags).toEqual(["Later StaleExpired"])
+    expect(d.model.inFlight?.taskId).toBe("a")
+    expect(d.model.queue.outbox.find((r) => r.task_id === "a")?.stale_at).toBe(1_000)
+    // its send times out: the next one goes, the kept one waits for the task to be handed back
+    expect(run(d.model, { _tag: "ReportUnanswered", seq: 1 }).tags).toEqual(["SendReport task_complete b"])
+  })
+
   it("an abort answering an older report than the generation now held changes nothing", () => {
     const handedBack = run(reported(), hub({ type: "task_assign", task_id: "w", generation: 6 }))
     expect(run(handedBack.model, hub({ type: "state_report_ack", task_id: "w", action: "abort" })).tags).toEqual([])

@@ -176,10 +176,9 @@ const onStateReportAck = (tx: Tx, id: string, action: string): void => {
   if (action === "continue") return tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
   if (action !== "abort") return tx.log("warning", "state_report_ack with an unknown action; ignored", { task_id: id, action })
   if (task.status === "reporting") {
-    const inFlight = tx.model.inFlight?.taskId === id
-    if (inFlight) tx.set({ inFlight: undefined })
-    keepStale(tx, id, "state_report_ack abort")
-    return sendNext(tx)
+    // kept, not sent again until the task is handed back; a send of it already on the wire still waits for its
+    // own answer (ack, refusal or time-out), so no second report goes out meanwhile
+    return keepStale(tx, id, "state_report_ack abort")
   }
   tx.log("warning", "the hub says this task is no longer ours; stopping it unless it is handed back", { task_id: id, grace_ms: tx.config.abortGraceMs })
   tx.emit({ _tag: "Later", key: `abort:${id}`, afterMs: tx.config.abortGraceMs, input: { _tag: "AbortDue", taskId: id, generation: reportedGen } })
