@@ -4,13 +4,14 @@
  * sample config, and its `dev` mode completes a task. Nothing is built on install and the sources are not in it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Context, Effect, Layer, References } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { writeConfig } from "../support/daemon.ts"
 import { makeFakeHub } from "../support/FakeHub.ts"
 import { script, tempDir } from "../support/sidecar.ts"
+import { DevHub } from "../../src/hub/DevHub.ts"
 
 const root = NPath.resolve(import.meta.dirname, "../..")
 const env = { ...process.env, PATH: `${NPath.dirname(process.execPath)}:${process.env["PATH"] ?? ""}`, npm_config_update_notifier: "false" }
@@ -70,5 +71,38 @@ describe("the installed package", () => {
         yield* Effect.sleep(100)
       }
     }).pipe(Effect.timeout(15_000))
-  }), 60_000)
+    dev.kill("SIGTERM")
+
+    // the issue's "done when": init for a (fake) claude, then run, against the dev hub; the log reads with jq
+    const hubCtx = yield* Layer.build(DevHub.layer({ port: 0, token: "pkg-token" })).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
+    const devHub = Context.get(hubCtx, DevHub)
+    const home = `${dir}/agent-home`
+    NFS.mkdirSync(`${home}/bin`, { recursive: true })
+    NFS.mkdirSync(`${home}/work`)
+    NFS.writeFileSync(`${home}/token`, "pkg-token\n", { mode: 0o600 })
+    NFS.writeFileSync(`${home}/bin/claude`, `#!/bin/sh\n[ "$1" = "-p" ] || { echo "fake claude: expected -p, got $1" >&2; exit 64; }\necho "done by fake claude"\n`, { mode: 0o755 })
+    const withClaude = { ...env, PATH: `${home}/bin:${env.PATH}` }
+    const init = yield* Effect.promise(() => new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(bin, ["init", "--agent", "claude", "--hub-url", devHub.wsUrl, "--agent-id", "agent-pkg", "--token-file", `${home}/token`,
+        "--workdir", `${home}/work`, "--config", `${home}/config.json`, "--yes"], { env: withClaude, stdio: ["ignore", "pipe", "pipe"] })
+      let text = ""
+      child.stdout.on("data", (d) => { text += String(d) })
+      child.stderr.on("data", (d) => { text += String(d) })
+      child.on("exit", (code) => resolve({ code, out: text }))
+    }))
+    assert.strictEqual(init.code, 0, init.out)
+    const daemon = spawn(bin, ["run", "--config", `${home}/config.json`], { env: withClaude, stdio: "ignore" })
+    yield* Effect.addFinalizer(() => Effect.sync(() => daemon.kill("SIGKILL")))
+    const id = yield* devHub.submit({ description: "say hello", agent_id: "agent-pkg" })
+    const done = yield* Effect.gen(function*() {
+      while (true) {
+        const t = yield* devHub.task(id)
+        if (t.state === "complete") return t
+        yield* Effect.sleep(100)
+      }
+    }).pipe(Effect.timeout(20_000))
+    assert.include(JSON.stringify(done.result), "done by fake claude")
+    const log = NFS.readFileSync(`${home}/sidecar.log`, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.isTrue(log.some((l) => l["msg"] === "task accepted" && l["task_id"] === id), "jq -r .task_id sidecar.log finds the task")
+  }), 90_000)
 })
