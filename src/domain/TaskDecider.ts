@@ -8,7 +8,7 @@
  * (`AgentInputs.ts`), the outbox (`Reports.ts`); every status change goes through `TaskState.transition`.
  */
 import { onAgentEvent, onKeepAlive, onPhase } from "./flow/AgentInputs.ts"
-import { cancel, onAbortDue, onHubMessage, onInspected, onLink } from "./flow/HubInputs.ts"
+import { cancel, onAbortDue, onHubMessage, onInspected, onLink, onReconcileDue } from "./flow/HubInputs.ts"
 import type { Input } from "./flow/Messages.ts"
 import type { DeciderConfig, Model } from "./flow/Model.ts"
 import { forgetTask, onStaleExpired, onUnanswered, resend } from "./flow/Reports.ts"
@@ -73,6 +73,9 @@ export const decide = (model: Model, input: Input, now: number, config: DeciderC
       break
     case "AbortDue":
       onAbortDue(tx, input.taskId, input.generation)
+      break
+    case "ReconcileDue":
+      onReconcileDue(tx)
       break
     case "StaleExpired":
       onStaleExpired(tx, input.taskId)

@@ -28,6 +28,7 @@ export const PROGRESS_RELAY_INTERVAL_MS = 5_000
 export const CLEANUP_GRACE_MS = 60_000
 export const MAX_REPORT_TRIES = 5
 export const ABORT_GRACE_MS = 15_000
+export const RECONCILE_WAIT_MS = 2_000
 export const STALE_RETAIN_MS = 5 * 60_000
 export const KEEP_ALIVE_MS = 60_000
 
@@ -59,7 +60,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const decider: DeciderConfig = {
       maxActiveTasks: config.maxActiveTasks, maxPendingReports: config.maxPendingReports, wakes: waker.wakes, agentIdleTimeoutMs: config.agentIdleTimeoutMs,
       progressRelayIntervalMs: PROGRESS_RELAY_INTERVAL_MS, cleanupGraceMs: CLEANUP_GRACE_MS, maxReportTries: MAX_REPORT_TRIES,
-      abortGraceMs: ABORT_GRACE_MS, staleRetainMs: STALE_RETAIN_MS, keepAliveMs: KEEP_ALIVE_MS
+      abortGraceMs: ABORT_GRACE_MS, reconcileWaitMs: RECONCILE_WAIT_MS, staleRetainMs: STALE_RETAIN_MS, keepAliveMs: KEEP_ALIVE_MS
     }
 
     const start = initialModel(toRecovering(yield* store.load, yield* Clock.currentTimeMillis))

@@ -55,6 +55,7 @@ const input: fc.Arbitrary<Input> = fc.oneof(
   { weight: 1, arbitrary: id.map((taskId): Input => ({ _tag: "StaleExpired", taskId })) },
   { weight: 1, arbitrary: id.map((taskId): Input => ({ _tag: "KeepAlive", taskId })) },
   { weight: 1, arbitrary: fc.constant<Input>({ _tag: "Flush" }) },
+  { weight: 1, arbitrary: fc.constant<Input>({ _tag: "ReconcileDue" }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constantFrom("cancel", "forget", "resend") as fc.Arbitrary<"cancel" | "forget" | "resend">, taskId: id })
     .map((x): Input => ({ _tag: "Operator", ...x })) }
 )

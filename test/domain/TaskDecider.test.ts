@@ -148,9 +148,14 @@ describe("the outbox", () => {
     expect(again.tags).toEqual(["SendReport task_complete a", "Reply true"])
   })
 
-  it("nothing goes out while the hub is away; the link coming up sends the first", () => {
+  it("nothing goes out while the hub is away; once identified, a report waits for its task's state_report answer", () => {
     const away = model([task("a", "reporting")], [complete("a")], { identified: false })
-    expect(run(away, { _tag: "Link", up: true }).tags).toEqual(["SendReport task_complete a"])
+    expect(run(away, { _tag: "Link", up: true }).tags).toEqual([])
+    const identified = run(away, hub({ type: "identified" }))
+    expect(identified.tags).toEqual(["Send state_report", "Later ReconcileDue"])
+    expect(run(identified.model, hub({ type: "state_report_ack", task_id: "a", action: "continue" })).tags).toEqual(["Send task_accepted", "SendReport task_complete a"])
+    // an older hub that does not answer state_report holds the report up only for reconcileWaitMs
+    expect(run(identified.model, { _tag: "ReconcileDue" }).tags).toEqual(["SendReport task_complete a"])
   })
 })
 

@@ -7,7 +7,7 @@ import { decide } from "../../src/domain/TaskDecider.ts"
 
 export const config: DeciderConfig = {
   maxActiveTasks: 1, maxPendingReports: 3, wakes: true, agentIdleTimeoutMs: 20_000, progressRelayIntervalMs: 5_000, cleanupGraceMs: 60_000, maxReportTries: 3,
-  abortGraceMs: 15_000, staleRetainMs: 300_000, keepAliveMs: 60_000
+  abortGraceMs: 15_000, reconcileWaitMs: 2_000, staleRetainMs: 300_000, keepAliveMs: 60_000
 }
 
 export const task = (id: string, status: TaskStatus, extra: Partial<TaskRecord> = {}): TaskRecord => ({

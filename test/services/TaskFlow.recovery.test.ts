@@ -40,11 +40,15 @@ describe("TaskFlow recovery", () => {
       (yield* s.sentOf("task_recovering")).map((m) => [m.task_id, m.last_status, m.description, m.metadata]),
       [["a", "accepted", "task a", { origin: "test" }], ["b", "waking_confirmation", "task b", { origin: "test" }], ["c", "working", "task c", { origin: "test" }]]
     )
+    // d's report waits for the hub's answer to its state_report (issue 11)
+    assert.deepStrictEqual((yield* s.sentOf("state_report")).map((m) => [m.task_id, m.status, m.generation]), [["d", "reporting", 2]])
+    yield* s.receive({ type: "state_report_ack", task_id: "d", action: "continue" })
     assert.deepStrictEqual(yield* s.sentOf("task_complete"), [{ type: "task_complete", task_id: "d", result: { status: "success", output: "d" }, generation: 2 }])
     assert.strictEqual((yield* waker.calls).length, 0, "recovering tasks wait for the hub's answer")
 
     yield* s.receive({ type: "task_assign", task_id: "n" })
-    assert.deepStrictEqual(yield* s.sentOf("task_accepted"), [{ type: "task_accepted", task_id: "n" }])
+    // (d's task_accepted answers the continue: AgentCom's agent state waits for it after a reconnect)
+    assert.deepStrictEqual(yield* s.sentOf("task_accepted"), [{ type: "task_accepted", task_id: "d" }, { type: "task_accepted", task_id: "n" }])
     assert.deepStrictEqual(yield* s.sentOf("task_rejected"), [])
   }))
 

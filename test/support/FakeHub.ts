@@ -79,6 +79,8 @@ export const makeFakeHub = (options: FakeHubOptions = {}): Effect.Effect<FakeHub
           reply({ type: "task_ack", task_id: frame["task_id"], status: frame.type === "task_complete" ? "complete" : "failed" })
         }
         if (frame.type === "task_recovering" && opts.continueRecovering) reply({ type: "task_continue", task_id: frame["task_id"] })
+        // as AgentCom does for a task still assigned to the agent under that generation
+        if (frame.type === "state_report") reply({ type: "state_report_ack", task_id: frame["task_id"], action: "continue" })
       })
     })
   }

@@ -158,7 +158,10 @@ const onIdentified = (tx: Tx): void => {
     tx.emit({ _tag: "Send", frame: { type: "state_report", task_id: t.task_id, status: t.status, ...(t.generation !== undefined ? { generation: t.generation } : {}) } })
   }
   tx.set({ reported })
+  // a hub that does not answer state_report (older ones) must not hold the reports up for long
+  if (reported.size > 0) tx.emit({ _tag: "Later", key: "reconcile", afterMs: tx.config.reconcileWaitMs, input: { _tag: "ReconcileDue" } })
   onLink(tx, true)
+  sendNext(tx)
 }
 
 /** `continue`: still ours; `task_accepted` again, since AgentCom's agent state after a reconnect waits for it (60 s,
@@ -172,6 +175,13 @@ const onStateReportAck = (tx: Tx, id: string, action: string): void => {
   const reported = new Map(tx.model.reported)
   reported.delete(id)
   tx.set({ reported })
+  reconciled(tx, task, reportedGen, action)
+  // its report (if any) may go now, or the one behind it
+  sendNext(tx)
+}
+
+const reconciled = (tx: Tx, task: TaskRecord, reportedGen: number | undefined, action: string): void => {
+  const id = task.task_id
   if (task.generation !== reportedGen) return tx.log("info", "state_report_ack answers an older generation; ignored", { task_id: id, action })
   if (action === "continue") return tx.emit({ _tag: "Send", frame: { type: "task_accepted", task_id: id } })
   if (action !== "abort") return tx.log("warning", "state_report_ack with an unknown action; ignored", { task_id: id, action })
@@ -184,6 +194,13 @@ const onStateReportAck = (tx: Tx, id: string, action: string): void => {
   tx.emit({ _tag: "Later", key: `abort:${id}`, afterMs: tx.config.abortGraceMs, input: { _tag: "AbortDue", taskId: id, generation: reportedGen } })
 }
 
+/** No answer to the state_reports in time (an older hub): the reports waiting on them go. */
+export const onReconcileDue = (tx: Tx): void => {
+  if (tx.model.reported.size === 0) return
+  tx.set({ reported: new Map() })
+  sendNext(tx)
+}
+
 /** The grace after an abort or a reassign is over: a task still under that generation is stopped as for a cancel
  *  (the agent, possibly still running from before a restart, is told with `<id>.cancelled`). */
 export const onAbortDue = (tx: Tx, id: string, generation: number | undefined): void => {
@@ -193,15 +210,15 @@ export const onAbortDue = (tx: Tx, id: string, generation: number | undefined): 
   cancel(tx, id)
 }
 
-/** The connection is up (identified) or lost. Lost: the report in flight goes again on the next one. Up: the
- *  newest waiting progress of each task and the next report go out (idempotent: `identified` may say it too). */
+/** The connection is up (identified) or lost. Lost: the report in flight goes again on the next one, and what
+ *  was being reconciled is asked again then. Up: the newest waiting progress of each task goes out; the reports
+ *  wait for the hub's `identified` (reconciliation first; idempotent: both may say it). */
 export const onLink = (tx: Tx, up: boolean): void => {
-  if (!up) return tx.set({ identified: false, inFlight: undefined })
+  if (!up) return tx.set({ identified: false, inFlight: undefined, reported: new Map() })
   tx.set({ identified: true })
   for (const [id, life] of tx.model.life) {
     if (life.pendingProgress === undefined) continue
     tx.emit({ _tag: "Send", frame: life.pendingProgress })
     tx.setLife(id, { pendingProgress: undefined, lastRelay: tx.now })
   }
-  sendNext(tx)
 }

@@ -51,6 +51,8 @@ export type Input =
   | { readonly _tag: "KeepAlive"; readonly taskId: string }
   /** The grace after `state_report_ack abort` is over: stop the task unless the hub handed it back meanwhile. */
   | { readonly _tag: "AbortDue"; readonly taskId: string; readonly generation: number | undefined }
+  /** The hub did not answer the state_reports of a new connection in time: the reports waiting on them go. */
+  | { readonly _tag: "ReconcileDue" }
   /** A report refused as stale was kept this long for a re-assign that did not come. */
   | { readonly _tag: "StaleExpired"; readonly taskId: string }
   | { readonly _tag: "Operator"; readonly op: "cancel" | "forget" | "resend"; readonly taskId: string }

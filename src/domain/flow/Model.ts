@@ -64,6 +64,8 @@ export interface DeciderConfig {
   readonly abortGraceMs: number
   /** How long a report refused as stale is kept for the hub to hand the task back. */
   readonly staleRetainMs: number
+  /** How long reports wait for the hub's answers to the state_reports of a new connection. */
+  readonly reconcileWaitMs: number
   /** A working task is reported alive (`task_progress`) at least this often. */
   readonly keepAliveMs: number
 }

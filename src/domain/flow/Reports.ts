@@ -57,7 +57,9 @@ export const finish = (tx: Tx, id: string, ending: Ending): boolean => {
 /** Puts the next waiting report on the wire, if the hub is listening and nothing is in flight. */
 export const sendNext = (tx: Tx): void => {
   if (!tx.model.identified || tx.model.inFlight !== undefined) return
-  const report = tx.queue.outbox.find(waiting)
+  // a report whose task is being reconciled (state_report sent, no answer yet) waits: its generation may be about to
+  // change, and a report sent under the old one would only be refused
+  const report = tx.queue.outbox.find((r) => waiting(r) && !tx.model.reported.has(r.task_id))
   if (report === undefined) return
   const seq = tx.model.sends + 1
   const tries = new Map(tx.model.tries).set(report.task_id, (tx.model.tries.get(report.task_id) ?? 0) + 1)
