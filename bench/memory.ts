@@ -1,21 +1,12 @@
 /**
- * Memory of the daemon as users run it (issue 12): `bin/agent-sidecar.js run --config …` in its own process,
- * against the bench hub, with an instant agent (a wake command that writes `.started` and the result at once)
- * and the default logging (info, to stdout and `./sidecar.log`). RSS is read from /proc three times, each after
- * the daemon has been left alone to settle: idle after `identified`, after a run of tasks, and after a flood of
- * bad frames from the hub. Beside it, a bare `node` process (the floor no Node daemon can go under).
- *
- * The daemon is started with a small preload (HOOK_SOURCE) and an IPC channel, so the bench can also read
- * `process.memoryUsage()` (heap, external, array buffers) from inside it; that hook changes nothing else.
+ * Reading a daemon's memory and CPU (issues 12 and 14): RSS and its parts from /proc, CPU time from
+ * /proc/PID/stat, and heap/external from inside the daemon through a small preload (HOOK) on an IPC channel;
+ * the bad frames of the flood; a bare `node` process (the floor no Node daemon can go under).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
-import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
-import type { BenchHub, Frame } from "./hub.ts"
-
-const BIN = fileURLToPath(new URL("../bin/agent-sidecar.js", import.meta.url))
 
 /**
  * Preloaded into the daemon (`--import data:…`, with an IPC channel): answers each message from the bench with
@@ -35,7 +26,7 @@ if (process.send !== undefined) {
   process.channel?.unref() // after the listener: adding a "message" listener refs the channel
 }
 `
-const HOOK = `data:text/javascript,${encodeURIComponent(HOOK_SOURCE)}`
+export const HOOK = `data:text/javascript,${encodeURIComponent(HOOK_SOURCE)}`
 
 const MB = 1024 * 1024
 
@@ -57,37 +48,6 @@ export interface Sample {
   readonly cpuS: number
 }
 
-export interface MemoryResult {
-  readonly idle: Sample
-  readonly afterTasks: Sample
-  readonly afterFlood: Sample
-  readonly tasks: number
-  readonly tasksMs: number
-  /** Each task's time from task_assign to task_complete at the hub (`concurrency` in flight). */
-  readonly taskSamples: ReadonlyArray<number>
-  readonly floodFrames: number
-  readonly floodMs: number
-  /** stdout the daemon wrote over the whole run (its log lines), in bytes. */
-  readonly stdoutBytes: number
-  readonly exitCode: number | null
-  readonly signal: string | null
-  readonly stderr: string
-}
-
-export interface MemoryOptions {
-  readonly tasks: number
-  readonly floodFrames: number
-  /** How long the daemon is left alone before each reading. */
-  readonly settleMs: number
-  /** Tasks in flight at once (the daemon runs with max_active_tasks = this). */
-  readonly concurrency?: number
-  /** Extra Node flags for the daemon (before bin/agent-sidecar.js) and extra environment. */
-  readonly nodeArgs?: ReadonlyArray<string>
-  readonly env?: Record<string, string>
-  /** Ask the hook for a full GC before each reading (needs `--expose-gc` in nodeArgs). */
-  readonly gcBeforeSample?: boolean
-}
-
 const kB = (text: string, field: string): number => {
   const line = text.split("\n").find((l) => l.startsWith(`${field}:`))
   if (line === undefined) throw new Error(`no ${field} in /proc`)
@@ -95,7 +55,7 @@ const kB = (text: string, field: string): number => {
 }
 
 /** utime + stime from /proc/PID/stat (fields 14 and 15, counted after the command name's closing paren). */
-const cpuSeconds = (pid: number): number => {
+export const cpuSeconds = (pid: number): number => {
   const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return (Number(fields[11]) + Number(fields[12])) / 100 // clock ticks; USER_HZ is 100 on Linux
@@ -120,7 +80,7 @@ const hookSample = (child: ChildProcess, gc: boolean): Promise<NodeJS.MemoryUsag
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const sample = async (child: ChildProcess, gc: boolean): Promise<Sample> => {
+export const sample = async (child: ChildProcess, gc: boolean): Promise<Sample> => {
   const usage = await hookSample(child, gc)
   const proc = procSample(child.pid!)
   return {
@@ -129,110 +89,14 @@ const sample = async (child: ChildProcess, gc: boolean): Promise<Sample> => {
   }
 }
 
-const AGENT_SCRIPT = `#!/bin/sh
-# An instant agent: .started, then the result, each written atomically (temp file + mv), exit 0.
-tmp="$RESULTS_DIR/.$TASK_ID.$$"
-: > "$tmp.started" && mv "$tmp.started" "$STARTED_FILE" || exit 1
-printf '{"status":"success","output":"done %s"}' "$TASK_ID" > "$tmp.result" && mv "$tmp.result" "$RESULT_FILE" || exit 1
-`
-
 /** Bad frames of the kinds a broken hub sends: not JSON, not an object, no type, wrong fields, unknown type. */
-const badFrame = (i: number): string => {
+export const badFrame = (i: number): string => {
   switch (i % 5) {
     case 0: return `{"type":"task_assign","task_id":"flood-${i}"` // cut off: not JSON
     case 1: return `[${i}]`
     case 2: return JSON.stringify({ task_id: `flood-${i}`, description: "no type" })
     case 3: return JSON.stringify({ type: "task_assign", task_id: i, description: ["wrong"], protocol_version: 1 })
     default: return JSON.stringify({ type: `no_such_type_${i % 97}`, task_id: `flood-${i}`, protocol_version: 1 })
-  }
-}
-
-const isReport = (f: Frame) => f.type === "task_complete" || f.type === "task_failed"
-
-/**
- * Runs `n` tasks through the daemon, `concurrency` at a time; a refused one (busy) is offered again. Returns each
- * task's time from its first task_assign to its task_complete at the hub.
- */
-const runTasks = async (hub: BenchHub, n: number, concurrency: number, prefix: string): Promise<Array<number>> => {
-  const took: Array<number> = []
-  let next = 0
-  const one = async (): Promise<void> => {
-    while (next < n) {
-      const id = `${prefix}-${next++}`
-      const t0 = performance.now()
-      for (let attempt = 0; ; attempt++) {
-        const mark = hub.mark()
-        hub.send({ type: "task_assign", task_id: id, description: `bench task ${id}`, metadata: { bench: true }, generation: 1 })
-        const answer = await hub.waitFor((f) => f["task_id"] === id && (f.type === "task_rejected" || isReport(f)), mark, 15_000)
-        if (answer.frame.type === "task_complete") {
-          took.push(answer.at - t0)
-          break
-        }
-        if (answer.frame.type === "task_failed") throw new Error(`task ${id} failed: ${String(answer.frame["reason"])}`)
-        if (attempt >= 100) throw new Error(`task ${id} refused 100 times: ${String(answer.frame["reason"])}`)
-        await sleep(5) // refused (busy while the previous one's ack cycle ends): offer it again
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, one))
-  return took
-}
-
-export const daemonMemory = async (hub: BenchHub, dir: string, options: MemoryOptions): Promise<MemoryResult> => {
-  const concurrency = options.concurrency ?? 4
-  NFS.mkdirSync(dir, { recursive: true })
-  const script = NPath.join(dir, "agent.sh")
-  NFS.writeFileSync(script, AGENT_SCRIPT, { mode: 0o755 })
-  const config = NPath.join(dir, "config.json")
-  NFS.writeFileSync(config, JSON.stringify({
-    agent_id: "bench-memory", token: "bench-token", hub_url: hub.url, results_dir: "./results", queue_path: "./queue.json",
-    wake_command: ["/bin/sh", script], max_active_tasks: concurrency
-  }, null, 2), { mode: 0o600 })
-  const mark = hub.mark()
-  const env = { ...process.env, AGENT_SIDECAR_FROM_SOURCE: "0", ...options.env }
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", HOOK, BIN, "run", "--config", config],
-    { cwd: dir, env, stdio: ["ignore", "pipe", "pipe", "ipc"] })
-  let stdoutBytes = 0
-  child.stdout!.on("data", (chunk: Buffer) => { stdoutBytes += chunk.length })
-  let stderr = ""
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => { stderr = (stderr + chunk).slice(-4000) })
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })))
-  const died = exited.then((e): never => { throw new Error(`the sidecar exited (code ${e.code}, signal ${e.signal}): ${stderr.trim()}`) })
-  const orDied = <A>(p: Promise<A>) => Promise.race([p, died])
-  const gc = options.gcBeforeSample === true
-  try {
-    await orDied(hub.waitFor((f) => f.type === "identify" && f["agent_id"] === "bench-memory", mark, 15_000))
-    await sleep(options.settleMs)
-    const idle = await orDied(sample(child, gc))
-
-    const t0 = performance.now()
-    const taskSamples = await orDied(runTasks(hub, options.tasks, concurrency, "mem"))
-    const tasksMs = performance.now() - t0
-    await sleep(options.settleMs)
-    const afterTasks = await orDied(sample(child, gc))
-
-    const f0 = performance.now()
-    for (let i = 0; i < options.floodFrames; i++) hub.sendRaw(badFrame(i))
-    // A task after the flood: its report means every bad frame before it has been read and dropped.
-    await orDied(runTasks(hub, 1, 1, "after-flood"))
-    const floodMs = performance.now() - f0
-    await sleep(options.settleMs)
-    const afterFlood = await orDied(sample(child, gc))
-
-    child.kill("SIGTERM")
-    let timer: NodeJS.Timeout | undefined
-    const exit = await Promise.race([exited, new Promise<{ code: null; signal: string }>((resolve) => {
-      timer = setTimeout(() => resolve({ code: null, signal: "none within 10 s of SIGTERM" }), 10_000)
-    })])
-    clearTimeout(timer)
-    return {
-      idle, afterTasks, afterFlood, tasks: options.tasks, tasksMs, taskSamples, floodFrames: options.floodFrames, floodMs, stdoutBytes,
-      exitCode: exit.code, signal: exit.signal, stderr: stderr.trim()
-    }
-  } finally {
-    died.catch(() => {})
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
   }
 }
 
@@ -258,25 +122,3 @@ export const bundleIsFresh = (): boolean => {
   return NFS.statSync(bundle).mtimeMs >= newest(fileURLToPath(new URL("../src/", import.meta.url)))
 }
 
-const mb = (x: number) => `${x.toFixed(1)} MB`
-
-/**
- * The memory section of the report: each reading next to idle and next to a bare `node`. "Near idle" is within
- * 1.5x the idle RSS (issue 12).
- */
-export const memoryRows = (r: MemoryResult, bareMb: number): Array<ReadonlyArray<string>> => {
-  const near = 1.5 * r.idle.rss
-  const row = (what: string, s: Sample, target: boolean): ReadonlyArray<string> => [
-    what, mb(s.rss), mb(s.hwm), `+${mb(s.rss - r.idle.rss)}`, `+${mb(s.rss - bareMb)}`,
-    `${s.heapUsed.toFixed(1)} / ${s.heapTotal.toFixed(1)}`, mb(s.external),
-    target ? `<= ${mb(near)}` : "-", target ? (s.rss <= near ? "met" : "MISSED") : "-"
-  ]
-  return [
-    ["bare node (setInterval only): the floor", mb(bareMb), "-", "-", "-", "-", "-", "-", "limit"],
-    row("idle, identified", r.idle, false),
-    row(`after ${r.tasks.toLocaleString("en")} tasks, instant agent`, r.afterTasks, true),
-    row(`after ${r.floodFrames.toLocaleString("en")} bad frames from the hub`, r.afterFlood, true)
-  ]
-}
-
-export const MEMORY_HEADER = ["CLI daemon memory (VmRSS after settling)", "RSS", "peak", "vs idle", "vs bare node", "heap used / total MB", "external", "target", "verdict"]
