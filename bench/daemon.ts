@@ -45,7 +45,8 @@ const writeScript = (dir: string): string => {
   return script
 }
 
-/** agent-sidecar as users run it: the bin, default logging (info, stdout and ./sidecar.log). */
+/** agent-sidecar as users run it: the bin, default logging (info, stdout and ./sidecar.log). BENCH_DAEMON_ARGS: extra
+ *  Node flags for it, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 export const ours: Subject = {
   name: "agent-sidecar",
   maxActive: 4,
@@ -55,7 +56,7 @@ export const ours: Subject = {
       max_active_tasks: 4, ...(wake !== undefined ? { wake_command: ["/bin/sh", wake] } : {})
     }, null, 2), { mode: 0o600 })
     const env = { ...process.env, AGENT_SIDECAR_FROM_SOURCE: "0" }
-    const child = spawn(process.execPath, ["--import", HOOK, BIN, "run", "--config", NPath.join(dir, "config.json")],
+    const child = spawn(process.execPath, [...(process.env.BENCH_DAEMON_ARGS?.split(" ") ?? []), "--import", HOOK, BIN, "run", "--config", NPath.join(dir, "config.json")],
       { cwd: dir, env, stdio: ["ignore", "pipe", "pipe", "ipc"] })
     return { child, resultsDir: NPath.join(dir, "results") }
   }

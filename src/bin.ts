@@ -7,24 +7,48 @@ import * as NodeRuntime from "@effect/platform-node-shared/NodeRuntime"
 import { NodeServicesLayer } from "./layers/Platform.ts"
 import { Cause, Console, Effect, Exit, Runtime } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
-import { reportCommand } from "./cli/report.ts"
-import { runCommand } from "./cli/run.ts"
-import { drainCommand, taskCommand } from "./cli/control.ts"
-import { serviceCommand } from "./cli/service.ts"
-import { devCommand } from "./cli/dev.ts"
-import { doctorCommand } from "./cli/doctor.ts"
-import { initCommand } from "./cli/init.ts"
-import { hub } from "./hub/command.ts"
-import { statusCommand } from "./cli/status.ts"
 import { VERSION } from "./version.ts"
 import { exitOnSecondSignal } from "./platform/signals.ts"
 
-export const cli = Command.make("agent-sidecar").pipe(
+/**
+ * Each command's module, loaded only when it runs (issue 14): the daemon (`run`) never loads the help of the
+ * others, the dev hub and its page, doctor, init or service. rolldown makes each `import()` a chunk of its own.
+ * In the order `--help` lists them.
+ */
+const COMMANDS = [
+  ["init", () => import("./cli/init.ts").then((m) => m.initCommand)],
+  ["run", () => import("./cli/run.ts").then((m) => m.runCommand)],
+  ["status", () => import("./cli/status.ts").then((m) => m.statusCommand)],
+  ["report", () => import("./cli/report.ts").then((m) => m.reportCommand)],
+  ["hub", () => import("./hub/command.ts").then((m) => m.hub)],
+  ["dev", () => import("./cli/dev.ts").then((m) => m.devCommand)],
+  ["doctor", () => import("./cli/doctor.ts").then((m) => m.doctorCommand)],
+  ["task", () => import("./cli/control.ts").then((m) => m.taskCommand)],
+  ["drain", () => import("./cli/control.ts").then((m) => m.drainCommand)],
+  ["service", () => import("./cli/service.ts").then((m) => m.serviceCommand)]
+] as const
+
+type AnyCommand = Awaited<ReturnType<(typeof COMMANDS)[number][1]>>
+
+/**
+ * The commands this command line needs: the one it names (the first argument that is not a flag; `--verbose`,
+ * the only flag before it, takes no value), none for a bare `--version`, and all of them otherwise (`--help`,
+ * no command, a misspelt one: the help and the suggestions list every command).
+ */
+export const commandsFor = (args: ReadonlyArray<string>): Promise<Array<AnyCommand>> => {
+  const named = args.find((a) => !a.startsWith("-"))
+  const one = COMMANDS.find(([name]) => name === named)
+  if (one !== undefined) return one[1]().then((command) => [command])
+  if (named === undefined && args.length > 0 && args.every((a) => a === "--version" || a === "--verbose")) return Promise.resolve([])
+  return Promise.all(COMMANDS.map(([, load]) => load()))
+}
+
+export const makeCli = (commands: ReadonlyArray<AnyCommand>) => Command.make("agent-sidecar").pipe(
   Command.withSharedFlags({
     verbose: Flag.Boolean("verbose").pipe(Flag.withDescription("On errors, print the full cause (stack traces) too"), Flag.withDefault(false))
   }),
   Command.withDescription("Bridges an AI coding agent to a task hub: takes tasks over WebSocket, wakes the agent, reports results"),
-  Command.withSubcommands([initCommand, runCommand, statusCommand, reportCommand, hub, devCommand, doctorCommand, taskCommand, drainCommand, serviceCommand])
+  Command.withSubcommands(commands)
 )
 
 const verbose = process.argv.includes("--verbose")
@@ -39,7 +63,7 @@ const exitCodeOf = (error: unknown): number => {
   return 1
 }
 
-const main = Command.run(cli, { version: VERSION }).pipe(
+const main = (commands: ReadonlyArray<AnyCommand>) => Command.run(makeCli(commands), { version: VERSION }).pipe(
   Effect.tapCause((cause) => {
     if (Cause.hasInterruptsOnly(cause)) return Effect.void
     const error = Cause.squash(cause)
@@ -52,9 +76,9 @@ const main = Command.run(cli, { version: VERSION }).pipe(
 )
 
 /** Entry point; `bin/agent-sidecar.js` calls it. */
-export const runCli = () => {
+export const runCli = async () => {
   exitOnSecondSignal()
-  NodeRuntime.runMain(main, {
+  NodeRuntime.runMain(main(await commandsFor(process.argv.slice(2))), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
