@@ -56,7 +56,7 @@ export const ours: Subject = {
       max_active_tasks: 4, ...(wake !== undefined ? { wake_command: ["/bin/sh", wake] } : {})
     }, null, 2), { mode: 0o600 })
     const env = { ...process.env, AGENT_SIDECAR_FROM_SOURCE: "0" }
-    const child = spawn(process.execPath, [...(process.env.BENCH_DAEMON_ARGS?.split(" ") ?? []), "--import", HOOK, BIN, "run", "--config", NPath.join(dir, "config.json")],
+    const child = spawn(process.execPath, [...((process.env.BENCH_DAEMON_ARGS ?? "").split(" ").filter((a) => a !== "")), "--import", HOOK, BIN, "run", "--config", NPath.join(dir, "config.json")],
       { cwd: dir, env, stdio: ["ignore", "pipe", "pipe", "ipc"] })
     return { child, resultsDir: NPath.join(dir, "results") }
   }

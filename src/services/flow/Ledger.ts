@@ -2,6 +2,11 @@
  * Decides an input and makes the decision durable before anyone hears of it: the new queue is saved (temp
  * file, fsync, rename) first, and only a saved decision is published and carried out. A save that fails turns
  * into the decider's `SaveFailed` input, whose answer is to try again on `saveRetrySchedule`.
+ *
+ * Group commit (`commitBatch`): inputs that waited together in the mailbox are decided one after the other and
+ * their last queue is saved once; that queue holds every one of their changes, so each decision's commands still
+ * run only once what implies them is on disk. If that save fails, nothing of the batch happened: the caller
+ * commits the inputs one at a time, each with its own failure handling.
  */
 import { Clock, Duration, Effect, Ref, Schedule, SubscriptionRef } from "effect"
 import type { Input } from "../../domain/flow/Messages.ts"
@@ -41,6 +46,41 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
   const onDisk = yield* Ref.make((yield* SubscriptionRef.get(model)).queue)
   const flushDue = yield* Ref.make(false)
 
+  /** Makes a decided model the current one; true when a flush must be armed for lazy changes. */
+  const publish = (before: Model, next: Model): Effect.Effect<boolean> => Effect.gen(function*() {
+    yield* SubscriptionRef.set(model, next)
+    if (next.queue !== before.queue) {
+      yield* hub.setStatus(busyOrIdle(next.queue))
+      yield* publishQueueMetrics(next.queue)
+    }
+    return next.queue !== (yield* Ref.get(onDisk)) && !(yield* Ref.getAndSet(flushDue, true))
+  })
+
+  /**
+   * Decides `inputs` in order and saves the last queue once if any of them must be durable. Returns the
+   * decisions, each to be published (`publish`) just before its commands run, or undefined when the save failed
+   * (nothing is published then).
+   */
+  const commitBatch = (inputs: ReadonlyArray<Input>): Effect.Effect<ReadonlyArray<Decision> | undefined> => Effect.gen(function*() {
+    const before = yield* SubscriptionRef.get(model)
+    const now = yield* Clock.currentTimeMillis
+    const decisions: Array<Decision> = []
+    let last = before
+    for (const input of inputs) {
+      const decision = decide(last, input, now, config)
+      decisions.push(decision)
+      last = decision.model
+    }
+    if (last.queue !== (yield* Ref.get(onDisk)) && decisions.some((d) => d.durable)) {
+      const result = yield* Effect.result(store.save(last.queue))
+      if (result._tag === "Failure") return undefined
+      yield* Ref.set(onDisk, last.queue)
+      yield* Ref.set(flushDue, false)
+      yield* health.ok("queue")
+    }
+    return decisions
+  })
+
   const commit = (input: Input, retrying: boolean): Effect.Effect<Committed> => Effect.gen(function*() {
     const before = yield* SubscriptionRef.get(model)
     const now = yield* Clock.currentTimeMillis
@@ -61,13 +101,8 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
         yield* health.ok("queue")
       }
     }
-    yield* SubscriptionRef.set(model, decision.model)
-    if (decision.model.queue !== before.queue) {
-      yield* hub.setStatus(busyOrIdle(decision.model.queue))
-      yield* publishQueueMetrics(decision.model.queue)
-    }
-    const armFlush = decision.model.queue !== (yield* Ref.get(onDisk)) && !(yield* Ref.getAndSet(flushDue, true))
+    const armFlush = yield* publish(before, decision.model)
     return { decision, saved, armFlush }
   })
-  return { commit }
+  return { commit, commitBatch, publish }
 })
