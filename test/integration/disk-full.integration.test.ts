@@ -57,6 +57,10 @@ describe("a full disk under queue.json", () => {
 
     // fill the disk, then let the agent finish
     spawnSync("dd", ["if=/dev/zero", `of=${state}/filler`, "bs=4k"], { stdio: "ignore" })
+    // and the last pages: until not even a small file can be written
+    for (let i = 0; ; i++) {
+      try { NFS.writeFileSync(`${state}/filler-${i}`, "x".repeat(512)) } catch { break }
+    }
     NFS.writeFileSync(`${dir}/go-t-1`, "")
     hub.send({ type: "task_assign", task_id: "t-2", generation: 1 })
     const rejected = yield* hub.waitFor((f) => f.type === "task_rejected" && f["task_id"] === "t-2")
@@ -70,7 +74,7 @@ describe("a full disk under queue.json", () => {
 
     // space is back: no restart
     const freedAt = Date.now()
-    NFS.rmSync(`${state}/filler`)
+    for (const name of NFS.readdirSync(state)) if (name.startsWith("filler")) NFS.rmSync(`${state}/${name}`)
     const complete = yield* hub.waitFor((f) => f.type === "task_complete" && f["task_id"] === "t-1", { timeoutMs: 20_000 })
     assert.deepStrictEqual(complete["result"], { status: "success", output: "kept" })
     assert.isBelow(Date.now() - freedAt, 10_000)

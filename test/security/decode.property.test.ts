@@ -319,6 +319,9 @@ const runDaemon = (steps: ReadonlyArray<Step>) => Effect.gen(function*() {
   const hub = ctx.mapUnsafe.get(HubClientMemory.key) as HubClientMemory["Service"]
   const flow = ctx.mapUnsafe.get(TaskFlow.key) as TaskFlow["Service"]
   yield* hub.receive({ type: "identified" })
+  // let the hub's `identified` be decided before the first frame (after a reconnect, a report whose task is held
+  // waits for the hub's answer to its state_report: issue 11)
+  yield* settle
   for (const step of steps) {
     if ("frame" in step) {
       const r = decodeFrame(step.frame, MAX)
