@@ -1,20 +1,20 @@
 /**
  * Everything between a `task_assign` and the hub's terminal `task_ack` (SPEC §3–§6), as a thin interpreter of
  * the pure decider (`domain/TaskDecider.ts`). Every input (hub message, agent file, phase end, operator
- * command, connection drop) goes through one mailbox, so inputs are decided one at a time, in order: the
- * Ledger decides and saves (inputs that waited together are saved once), then the commands are carried out
- * (`flow/Commands.ts`), per-task fibers run in the TaskRunner.
+ * command, connection drop) goes through one mailbox, so inputs are decided one at a time, in order
+ * (`flow/Dispatcher.ts`): the Ledger decides and saves (inputs that waited together are saved once), then the
+ * commands are carried out (`flow/Commands.ts`); per-task fibers run in the TaskRunner.
  */
-import { Cause, Clock, Context, Deferred, Effect, Layer, Queue, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Queue, Stream, SubscriptionRef } from "effect"
 import type { AgentEvent } from "../domain/AgentFiles.ts"
 import type { Input } from "../domain/flow/Messages.ts"
 import { type DeciderConfig, initialModel } from "../domain/flow/Model.ts"
 import type { HubMessage } from "../domain/Protocol.ts"
 import { activeCount, toRecovering } from "../domain/QueueOps.ts"
 import type { QueueFile } from "../domain/Task.ts"
-import type { Decision } from "../domain/TaskDecider.ts"
 import { makeCommands } from "./flow/Commands.ts"
-import { FLUSH_AFTER_MS, makeLedger } from "./flow/Ledger.ts"
+import { type Envelope, makeDispatcher } from "./flow/Dispatcher.ts"
+import { makeLedger } from "./flow/Ledger.ts"
 import { makeTaskSpans } from "./flow/Telemetry.ts"
 import { makeTaskRunner, type Outcome } from "./flow/TaskRunner.ts"
 import { Health } from "./Health.ts"
@@ -33,7 +33,6 @@ export const RECONCILE_WAIT_MS = 2_000
 export const STALE_RETAIN_MS = 5 * 60_000
 export const KEEP_ALIVE_MS = 60_000
 
-interface Envelope { readonly input: Input; readonly retrying: boolean; readonly done: Deferred.Deferred<Outcome> }
 
 export class TaskFlow extends Context.Service<TaskFlow, {
   onHub(message: HubMessage): Effect.Effect<void>
@@ -77,59 +76,8 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS, spans })
     const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true), spans })
 
-    /** A saved decision's commands, in order; facts learned on the way are decided at once (`learned`). */
-    const carryOut = (decision: Decision, armFlush: boolean) => Effect.gen(function*() {
-      if (armFlush) yield* commands.execute({ _tag: "Later", key: "flush", afterMs: FLUSH_AFTER_MS, input: { _tag: "Flush" } })
-      let ok = true
-      let learned = false
-      for (const command of decision.commands) {
-        const carried = yield* commands.execute(command)
-        if (carried.reply !== undefined) ok = carried.reply
-        if (carried.next !== undefined) {
-          learned = true
-          yield* step(carried.next, false)
-        }
-      }
-      return { ok, learned }
-    })
-    /** One input: decided and saved, then carried out. */
-    const step = (input: Input, retrying: boolean): Effect.Effect<Outcome> => Effect.gen(function*() {
-      const { decision, saved, armFlush } = yield* ledger.commit(input, retrying)
-      return { saved, ok: (yield* carryOut(decision, armFlush)).ok }
-    })
-    // SPEC §6.6: a defect (a bug) while handling one input is logged and the next input is handled.
-    const answer = (envelope: Envelope, handling: Effect.Effect<Outcome>, onDefect: () => void = () => {}) => handling.pipe(
-      Effect.catchCause((cause) => Effect.as(Effect.logError("handling an input failed; carrying on", { input: envelope.input._tag, cause: Cause.pretty(cause) }).pipe(
-        Effect.tap(() => Effect.sync(onDefect))), { saved: false, ok: false })),
-      Effect.flatMap((outcome) => Deferred.succeed(envelope.done, outcome))
-    )
-    const survive = (envelope: Envelope) => answer(envelope, step(envelope.input, envelope.retrying))
-    /**
-     * The inputs that waited in the mailbox together: decided in order and saved once (group commit), then each
-     * decision is published and carried out in turn. Once carrying one out teaches a fact (decided at once, as
-     * always) or fails, the rest no longer follow from the current state: they are decided again one by one. A
-     * failed save leaves nothing decided: then each input goes alone, with its own failure handling.
-     */
-    const handleBatch = (envelopes: ReadonlyArray<Envelope>) => Effect.gen(function*() {
-      if (envelopes.length === 1) return yield* survive(envelopes[0]!)
-      // a defect here is met again, and logged, when the inputs go one by one
-      const decisions = yield* ledger.commitBatch(envelopes.map((e) => e.input)).pipe(Effect.catchCause(() => Effect.undefined))
-      let current = decisions !== undefined
-      for (const [i, envelope] of envelopes.entries()) {
-        const decision = decisions?.[i]
-        if (!current || decision === undefined) {
-          yield* survive(envelope)
-          continue
-        }
-        yield* answer(envelope, Effect.gen(function*() {
-          const armFlush = yield* ledger.publish(yield* SubscriptionRef.get(model), decision.model)
-          const { ok, learned } = yield* carryOut(decision, armFlush)
-          if (learned) current = false
-          return { saved: true, ok }
-        }), () => { current = false })
-      }
-    }).pipe(Effect.uninterruptible)
-    yield* Queue.takeAll(mailbox).pipe(Effect.flatMap(handleBatch), Effect.forever, Effect.forkScoped)
+    const dispatch = makeDispatcher({ ledger, commands, model })
+    yield* Queue.takeAll(mailbox).pipe(Effect.flatMap(dispatch), Effect.forever, Effect.forkScoped)
     yield* submit({ _tag: "Boot" })
     // The connection as the HubClient sees it (a drop is announced by no message).
     yield* hub.changes.pipe(

@@ -83,3 +83,5 @@ export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, ru
   }
   return { execute, stopTimers: Effect.andThen(FiberMap.clear(timers), FiberSet.clear(retries)) }
 })
+
+export type Commands = Effect.Success<ReturnType<typeof makeCommands>>

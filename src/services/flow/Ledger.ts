@@ -106,3 +106,5 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
   })
   return { commit, commitBatch, publish }
 })
+
+export type Ledger = Effect.Success<ReturnType<typeof makeLedger>>
