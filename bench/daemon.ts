@@ -18,6 +18,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import type { BenchHub, Frame } from "./hub.ts"
 import { badFrame, cpuSeconds, HOOK, sample, type Sample } from "./memory.ts"
+import { agentWritesResult } from "./sidecar.ts"
 
 const BIN = fileURLToPath(new URL("../bin/agent-sidecar.js", import.meta.url))
 
@@ -112,14 +113,6 @@ const offer = async (hub: BenchHub, id: string): Promise<{ t0: number; accepted:
     await sleep(5)
   }
   throw new Error(`task ${id} refused 200 times`)
-}
-
-const agentWritesResult = (resultsDir: string, id: string): number => {
-  const tmp = NPath.join(resultsDir, `.${id}.json.tmp`)
-  NFS.writeFileSync(tmp, JSON.stringify({ status: "success", output: `done ${id}` }))
-  const before = performance.now()
-  NFS.renameSync(tmp, NPath.join(resultsDir, `${id}.json`))
-  return before
 }
 
 const expectComplete = (frame: Frame) => {

@@ -88,7 +88,7 @@ const expectComplete = (r: Received): Received => {
 }
 
 /** The agent's side: result under a dot-name (ignored by the watcher), then one rename into place. Returns the time just before the rename. */
-const agentWritesResult = (resultsDir: string, id: string): number => {
+export const agentWritesResult = (resultsDir: string, id: string): number => {
   const tmp = NPath.join(resultsDir, `.${id}.json.tmp`)
   NFS.writeFileSync(tmp, JSON.stringify({ status: "success", output: `done ${id}` }))
   const before = performance.now()
