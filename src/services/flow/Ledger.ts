@@ -12,6 +12,7 @@ import { Clock, Duration, Effect, Ref, Schedule, SubscriptionRef } from "effect"
 import type { Input } from "../../domain/flow/Messages.ts"
 import type { DeciderConfig, Model } from "../../domain/flow/Model.ts"
 import { busyOrIdle } from "../../domain/QueueOps.ts"
+import type { QueueFile } from "../../domain/Task.ts"
 import { decide, type Decision } from "../../domain/TaskDecider.ts"
 import type { HubClient } from "../HubClient.ts"
 import type { Health } from "../Health.ts"
@@ -56,6 +57,11 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     return next.queue !== (yield* Ref.get(onDisk)) && !(yield* Ref.getAndSet(flushDue, true))
   })
 
+  /** Saves `queue` durably; on success it is what is on disk, and no flush is due any more. */
+  const save = (queue: QueueFile) => Effect.result(store.save(queue)).pipe(Effect.tap((result) => result._tag === "Failure"
+    ? Effect.void
+    : Effect.all([Ref.set(onDisk, queue), Ref.set(flushDue, false), health.ok("queue")], { discard: true })))
+
   /**
    * Decides `inputs` in order and saves the last queue once if any of them must be durable. Returns the
    * decisions, each to be published (`publish`) just before its commands run, or undefined when the save failed
@@ -72,11 +78,7 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
       last = decision.model
     }
     if (last.queue !== (yield* Ref.get(onDisk)) && decisions.some((d) => d.durable)) {
-      const result = yield* Effect.result(store.save(last.queue))
-      if (result._tag === "Failure") return undefined
-      yield* Ref.set(onDisk, last.queue)
-      yield* Ref.set(flushDue, false)
-      yield* health.ok("queue")
+      if ((yield* save(last.queue))._tag === "Failure") return undefined
     }
     return decisions
   })
@@ -88,17 +90,13 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     let saved = true
     const pending = decision.model.queue !== (yield* Ref.get(onDisk))
     if (pending && decision.durable) {
-      const result = yield* Effect.result(store.save(decision.model.queue))
+      const result = yield* save(decision.model.queue)
       if (result._tag === "Failure") {
         saved = false
         // the cause is named once per episode by Health; the decider's own lines stay at debug after the first
         yield* health.fault("queue", result.failure.message)
         decision = decide(before, { _tag: "SaveFailed", input, error: result.failure.message, retrying }, now, config)
         if (input._tag === "Flush") yield* Ref.set(flushDue, false) // try the flush again later
-      } else {
-        yield* Ref.set(onDisk, decision.model.queue)
-        yield* Ref.set(flushDue, false)
-        yield* health.ok("queue")
       }
     }
     const armFlush = yield* publish(before, decision.model)
