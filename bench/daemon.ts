@@ -120,7 +120,7 @@ const expectComplete = (frame: Frame) => {
 }
 
 /** Runs `n` tasks, `concurrency` at a time; each one's time from its first task_assign to task_complete at the hub. */
-const runTasks = async (hub: BenchHub, n: number, concurrency: number, prefix: string): Promise<Array<number>> => {
+export const runTasks = async (hub: BenchHub, n: number, concurrency: number, prefix: string): Promise<Array<number>> => {
   const took: Array<number> = []
   let next = 0
   const one = async (): Promise<void> => {
@@ -155,7 +155,7 @@ interface Running {
   readonly stop: () => Promise<{ ms: number; code: number | null; signal: string | null; stderr: string }>
 }
 
-const startDaemon = async (subject: Subject, hub: BenchHub, dir: string, agentId: string, wake: boolean): Promise<Running> => {
+export const startDaemon = async (subject: Subject, hub: BenchHub, dir: string, agentId: string, wake: boolean): Promise<Running> => {
   NFS.mkdirSync(NPath.join(dir, "results"), { recursive: true })
   const script = wake ? writeScript(dir) : undefined
   const mark = hub.mark()

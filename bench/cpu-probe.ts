@@ -1,0 +1,58 @@
+/**
+ * `node bench/cpu-probe.ts`: the daemon's CPU per task only, fast (about 15 s), for trying a change before a full
+ * `npm run bench`. Starts the bin against the bench hub with the instant agent, warms up with 50 tasks, runs N
+ * (env N, default 1000) tasks 4 at a time, and prints user and system CPU per task, minor page faults per task and
+ * the children's (wake command, agent) CPU. PROBE=perf records `perf record -g` of the daemon into /tmp/perf.data;
+ * PROBE=strace counts every thread's syscalls into /tmp/strace.txt. BENCH_DAEMON_ARGS passes Node flags as in run.ts.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as NFS from "node:fs"
+import * as NOS from "node:os"
+import * as NPath from "node:path"
+import { ours, runTasks, startDaemon } from "./daemon.ts"
+import { BenchHub } from "./hub.ts"
+
+/** /proc/PID/stat fields 10 (minflt) and 14-17 (utime, stime, cutime, cstime), counted after the command name. */
+const stat = (pid: number) => {
+  const text = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number)
+  return { minflt: f[7]!, user: f[11]! / 100, sys: f[12]! / 100, childUser: f[13]! / 100, childSys: f[14]! / 100 }
+}
+
+const recorder = (pid: number): ChildProcess | undefined => {
+  if (process.env.PROBE === "perf") {
+    return spawn("perf", ["record", "-e", "cpu-clock", "-g", "-p", String(pid), "-o", "/tmp/perf.data"], { stdio: "inherit" })
+  }
+  if (process.env.PROBE === "strace") {
+    const threads = NFS.readdirSync(`/proc/${pid}/task`).flatMap((tid) => ["-p", tid])
+    return spawn("strace", ["-c", "-o", "/tmp/strace.txt", ...threads], { stdio: "inherit" })
+  }
+  return undefined
+}
+
+const n = Number(process.env.N ?? 1000)
+const tmp = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "cpu-probe-"))
+const hub = await BenchHub.start()
+try {
+  const daemon = await startDaemon(ours, hub, tmp, "bench-instant", true)
+  await runTasks(hub, 50, 4, "warm")
+  const probe = recorder(daemon.child.pid!)
+  if (probe !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
+  const a = stat(daemon.child.pid!)
+  const t0 = performance.now()
+  await daemon.orDied(runTasks(hub, n, 4, "probe"))
+  const seconds = (performance.now() - t0) / 1000
+  const b = stat(daemon.child.pid!)
+  if (probe !== undefined) {
+    probe.kill("SIGINT")
+    await new Promise((resolve) => probe.once("exit", resolve))
+  }
+  const per = (x: number) => `${((x * 1000) / n).toFixed(2)} ms`
+  console.log(`${n} tasks in ${seconds.toFixed(1)} s; daemon CPU per task ${per(b.user - a.user + b.sys - a.sys)} ` +
+    `(user ${per(b.user - a.user)}, sys ${per(b.sys - a.sys)}), minor faults ${((b.minflt - a.minflt) / n).toFixed(0)}; ` +
+    `children ${per(b.childUser - a.childUser + b.childSys - a.childSys)}; load ${NOS.loadavg()[0]!.toFixed(2)}`)
+  await daemon.stop()
+} finally {
+  await hub.close()
+  NFS.rmSync(tmp, { recursive: true, force: true })
+}
