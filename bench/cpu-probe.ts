@@ -3,7 +3,7 @@
  * `npm run bench`. Starts the bin against the bench hub with the instant agent, warms up with 50 tasks, runs N
  * (env N, default 1000) tasks 4 at a time, and prints user and system CPU per task, minor page faults per task and
  * the children's (wake command, agent) CPU. PROBE=perf records `perf record -g` of the daemon into /tmp/perf.data;
- * PROBE=strace counts every thread's syscalls into /tmp/strace.txt. BENCH_DAEMON_ARGS passes Node flags as in run.ts.
+ * SELF=1 runs without a wake command, the probe writing the agent's files. PROBE=strace counts every thread's syscalls into /tmp/strace.txt. BENCH_DAEMON_ARGS passes Node flags as in run.ts.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NFS from "node:fs"
@@ -11,6 +11,27 @@ import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { ours, runTasks, startDaemon } from "./daemon.ts"
 import { BenchHub } from "./hub.ts"
+import { agentWritesResult } from "./sidecar.ts"
+
+/** SELF=1: no wake command; the probe plays the agent (writes `.started` and the result as soon as the task is accepted). */
+const self = process.env.SELF === "1"
+
+const selfStartTasks = async (hub: BenchHub, resultsDir: string, n: number, prefix: string): Promise<void> => {
+  let next = 0
+  const one = async (): Promise<void> => {
+    while (next < n) {
+      const id = `${prefix}-${next++}`
+      const mark = hub.mark()
+      hub.send({ type: "task_assign", task_id: id, description: `bench task ${id}`, metadata: { bench: true }, generation: 1 })
+      const answer = await hub.waitFor((f) => f["task_id"] === id && (f.type === "task_accepted" || f.type === "task_rejected"), mark)
+      if (answer.frame.type !== "task_accepted") throw new Error(`task ${id} refused`)
+      NFS.writeFileSync(NPath.join(resultsDir, `${id}.started`), "")
+      agentWritesResult(resultsDir, id)
+      await hub.waitFor((f) => f["task_id"] === id && f.type === "task_complete", mark)
+    }
+  }
+  await Promise.all(Array.from({ length: 4 }, one))
+}
 
 /** /proc/PID/stat fields 10 (minflt) and 14-17 (utime, stime, cutime, cstime), counted after the command name. */
 const stat = (pid: number) => {
@@ -25,7 +46,7 @@ const recorder = (pid: number): ChildProcess | undefined => {
   }
   if (process.env.PROBE === "strace") {
     const threads = NFS.readdirSync(`/proc/${pid}/task`).flatMap((tid) => ["-p", tid])
-    return spawn("strace", ["-c", "-o", "/tmp/strace.txt", ...threads], { stdio: "inherit" })
+    return spawn("strace", process.env.STRACE_ARGS ? [...process.env.STRACE_ARGS.split(" "), ...threads] : ["-c", "-o", "/tmp/strace.txt", ...threads], { stdio: "inherit" })
   }
   return undefined
 }
@@ -34,13 +55,17 @@ const n = Number(process.env.N ?? 1000)
 const tmp = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "cpu-probe-"))
 const hub = await BenchHub.start()
 try {
-  const daemon = await startDaemon(ours, hub, tmp, "bench-instant", true)
-  await runTasks(hub, 50, 4, "warm")
+  const daemon = await startDaemon(ours, hub, tmp, "bench-instant", !self)
+  const run = async (count: number, prefix: string): Promise<void> => {
+    if (self) await selfStartTasks(hub, daemon.resultsDir, count, prefix)
+    else await runTasks(hub, count, 4, prefix)
+  }
+  await run(50, "warm")
   const probe = recorder(daemon.child.pid!)
   if (probe !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
   const a = stat(daemon.child.pid!)
   const t0 = performance.now()
-  await daemon.orDied(runTasks(hub, n, 4, "probe"))
+  await daemon.orDied(run(n, "probe"))
   const seconds = (performance.now() - t0) / 1000
   const b = stat(daemon.child.pid!)
   if (probe !== undefined) {

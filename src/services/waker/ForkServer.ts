@@ -1,0 +1,227 @@
+/**
+ * The Waker's fork server (issue 14; protocol and why in `launchScript.ts`): one `/bin/sh` started with the Waker
+ * forks every wake command, so the daemon never forks itself per task. It is an optimisation only: while the
+ * server is not running (not started yet, died, no `setsid`/`env` on this machine, Windows) `launch` fails with
+ * `ForkServerUnavailable` and the Waker uses Node's spawn as before. A server that exits is started again after a
+ * backoff, and a launch it had not answered fails the same way.
+ */
+import { Cause, Deferred, Effect, Fiber, FileSystem, Option, Queue, Ref, Schedule, Schema, type Scope, Stream } from "effect"
+import { ChildProcess } from "effect/process"
+import * as NFS from "node:fs"
+import * as NPath from "node:path"
+import { type LaunchSpec, parseServerLine, requestSource, SERVER_SCRIPT, unsupported } from "./launchScript.ts"
+
+export class ForkServerUnavailable extends Schema.TaggedError<ForkServerUnavailable>()("ForkServerUnavailable", {
+  reason: Schema.String
+}) {}
+
+/** The server took the request but did not say it started the command: it may be running, so it must not be run again. */
+export class ForkServerLost extends Schema.TaggedError<ForkServerLost>()("ForkServerLost", {
+  reason: Schema.String
+}) {}
+
+export interface Launched {
+  readonly pid: number
+  /** The command's status as the shell reports it: its exit code, or 128 + N when signal N ended it. */
+  readonly exit: Effect.Effect<number, ForkServerUnavailable>
+  /** The last `bytes` of what the command wrote to stderr so far. */
+  readonly stderrTail: (bytes: number) => Effect.Effect<string>
+  /** Leave the command running when the launch's scope closes (it may have started the agent in the background). */
+  readonly release: Effect.Effect<void>
+}
+
+export interface KillPolicy {
+  readonly signal: NodeJS.Signals
+  readonly graceMs: number
+}
+
+export interface ForkServer {
+  readonly launch: (spec: LaunchSpec, kill: KillPolicy) => Effect.Effect<Launched, ForkServerUnavailable | ForkServerLost, Scope.Scope>
+}
+
+interface Waiting {
+  readonly started: Deferred.Deferred<number, ForkServerUnavailable>
+  readonly exited: Deferred.Deferred<number, ForkServerUnavailable>
+}
+
+interface Connection {
+  readonly input: Queue.Queue<Uint8Array, Cause.Done>
+}
+
+/** How long a launch waits for the server's `P` line: a healthy server answers in milliseconds. */
+const START_TIMEOUT_MS = 5000
+const encoder = new TextEncoder()
+
+/** The first of `names` found as an executable in the usual system folders or on PATH. */
+const findTool = (name: string): string | undefined => {
+  const folders = ["/usr/bin", "/bin", "/usr/sbin", "/sbin", ...(process.env.PATH ?? "").split(NPath.delimiter)]
+  for (const folder of folders) {
+    if (!NPath.isAbsolute(folder)) continue
+    const candidate = NPath.join(folder, name)
+    try {
+      NFS.accessSync(candidate, NFS.constants.X_OK)
+      return candidate
+    } catch {
+      // not here; try the next folder
+    }
+  }
+  return undefined
+}
+
+/** Signals the command's process group (it leads one: `setsid`), or the process alone if the group is gone. */
+const signalGroup = (pid: number, signal: NodeJS.Signals) => Effect.sync(() => {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // already gone
+    }
+  }
+})
+
+/**
+ * Starts the fork server (in the current scope) when this machine can run it; `undefined` when it cannot, with the
+ * reason logged once at debug level. Requires the platform's FileSystem and ChildProcessSpawner.
+ */
+export const makeForkServer = Effect.gen(function*() {
+  if (process.env.AGENT_SIDECAR_FORK_SERVER === "0") {
+    yield* Effect.logDebug("wake commands go through Node's spawn: AGENT_SIDECAR_FORK_SERVER=0")
+    return undefined
+  }
+  const tools = { sh: "/bin/sh", setsid: findTool("setsid"), env: findTool("env") }
+  if (process.platform === "win32" || !NFS.existsSync(tools.sh) || tools.setsid === undefined || tools.env === undefined) {
+    yield* Effect.logDebug("wake commands go through Node's spawn: this machine lacks /bin/sh, setsid or env")
+    return undefined
+  }
+  const fs = yield* FileSystem.FileSystem
+  const dir = yield* fs.makeTempDirectoryScoped({ prefix: "agent-sidecar-wake-" })
+  // Launches waiting for their `P`/`X` lines, by id. Only touched from Effects on the one JS thread.
+  const waiting = new Map<number, Waiting>()
+  const connection = yield* Ref.make(Option.none<Connection>())
+  let nextId = 1
+
+  const failAll = (reason: string) => Effect.forEach([...waiting.values()], (w) =>
+    Effect.all([
+      Deferred.fail(w.started, new ForkServerUnavailable({ reason })),
+      Deferred.fail(w.exited, new ForkServerUnavailable({ reason }))
+    ]), { discard: true })
+
+  const onLine = (line: string) => Effect.gen(function*() {
+    const parsed = parseServerLine(line)
+    if (parsed._tag === "Other") return yield* Effect.logWarning(`wake server: ${line}`)
+    const w = waiting.get(parsed.id)
+    if (w === undefined) return
+    if (parsed._tag === "Started") yield* Deferred.succeed(w.started, parsed.pid)
+    else yield* Deferred.succeed(w.exited, parsed.status)
+  })
+
+  /** One life of the server: runs until it exits; whatever was waiting on it then fails over to Node's spawn. */
+  const serveOnce = Effect.scoped(Effect.gen(function*() {
+    const input = yield* Queue.unbounded<Uint8Array, Cause.Done>()
+    const handle = yield* ChildProcess.make(tools.sh, ["-c", SERVER_SCRIPT, "agent-sidecar-wake-server", tools.setsid!, tools.env!, dir], {
+      env: {}, extendEnv: false, stdin: Stream.fromQueue(input), stdout: "pipe", stderr: "pipe"
+    })
+    yield* handle.stderr.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach((l) => Effect.logWarning(`wake server: ${l}`)),
+      Effect.ignore, Effect.forkScoped)
+    const lines = yield* handle.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach(onLine), Effect.ignore, Effect.forkScoped)
+    // Closing its stdin ends the server's loop by itself, before the spawner's kill would be needed.
+    yield* Effect.addFinalizer(() => Queue.end(input))
+    yield* Ref.set(connection, Option.some({ input }))
+    const status = yield* handle.exitCode.pipe(Effect.ensuring(Ref.set(connection, Option.none())))
+    yield* Fiber.await(lines)
+    return status
+  })).pipe(
+    Effect.matchCauseEffect({
+      onSuccess: (status) => failAll(`the wake server exited (status ${status})`).pipe(
+        Effect.andThen(Effect.logWarning(`wake server exited (status ${status}); Node's spawn runs wake commands until it is back`))),
+      onFailure: (cause) => failAll("the wake server could not start").pipe(
+        Effect.andThen(Effect.logWarning(`wake server could not start; Node's spawn runs wake commands until it is back: ${Cause.pretty(cause)}`)))
+    })
+  )
+  yield* serveOnce.pipe(
+    Effect.repeat(Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("1 minute")])),
+    Effect.forkScoped
+  )
+
+  const launch = (spec: LaunchSpec, kill: KillPolicy) => Effect.gen(function*() {
+    const why = unsupported(spec)
+    if (why !== undefined) return yield* new ForkServerUnavailable({ reason: `the wake server cannot pass this ${why}` })
+    const conn = yield* Ref.get(connection)
+    if (Option.isNone(conn)) return yield* new ForkServerUnavailable({ reason: "the wake server is not running" })
+    const id = nextId++
+    const requestFile = NPath.join(dir, `${id}.req`)
+    const errFile = NPath.join(dir, `${id}.err`)
+    const w: Waiting = {
+      started: yield* Deferred.make<number, ForkServerUnavailable>(),
+      exited: yield* Deferred.make<number, ForkServerUnavailable>()
+    }
+    let pid: number | undefined
+    let released = false
+    yield* Effect.addFinalizer(() => Effect.gen(function*() {
+      if (pid !== undefined && !released && !(yield* Deferred.isDone(w.exited))) {
+        yield* signalGroup(pid, kill.signal)
+        const ended = yield* Deferred.await(w.exited).pipe(Effect.timeoutOption(kill.graceMs), Effect.orElseSucceed(() => Option.none()))
+        if (Option.isNone(ended)) yield* signalGroup(pid, "SIGKILL")
+      }
+      waiting.delete(id)
+      removeQuietly(requestFile)
+      removeQuietly(errFile)
+    }))
+    const unavailable = (reason: string) => new ForkServerUnavailable({ reason })
+    yield* Effect.try({
+      try: () => NFS.writeFileSync(requestFile, requestSource(id, errFile, spec), { mode: 0o600, flag: "wx" }),
+      catch: (e) => unavailable(`could not write the request: ${String(e)}`)
+    })
+    waiting.set(id, w)
+    yield* Queue.offer(conn.value.input, encoder.encode(`${id}\n`))
+    const startedPid = yield* Deferred.await(w.started).pipe(
+      Effect.timeoutOrElse({ duration: START_TIMEOUT_MS, orElse: () => Effect.fail(unavailable("the wake server did not answer")) }),
+      // Withdraw the request: if its file was still there the server never read it, so running it elsewhere is safe.
+      Effect.catchTag("ForkServerUnavailable", (e): Effect.Effect<never, ForkServerUnavailable | ForkServerLost> => removeQuietly(requestFile)
+        ? Effect.fail(e)
+        : Effect.fail(new ForkServerLost({ reason: `${e.reason} after reading the request` }))))
+    pid = startedPid
+    const started: Launched = {
+      pid: startedPid,
+      exit: Deferred.await(w.exited),
+      stderrTail: (bytes) => Effect.sync(() => readTail(errFile, bytes)),
+      release: Effect.sync(() => { released = true })
+    }
+    return started
+  })
+
+  return { launch } satisfies ForkServer
+})
+
+// The request and stderr files are the server's private scratch files of a few KB, never fsynced: plain synchronous
+// calls cost microseconds, where each async call is a round trip through libuv's thread pool (about 9 per wake).
+
+/** Removes `file`; false when it was not there (or could not be removed). */
+const removeQuietly = (file: string): boolean => {
+  try {
+    NFS.unlinkSync(file)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The file's last `bytes` bytes as text; empty when it is empty or cannot be read. */
+const readTail = (file: string, bytes: number): string => {
+  let fd: number | undefined
+  try {
+    fd = NFS.openSync(file, "r")
+    const size = NFS.fstatSync(fd).size
+    if (size === 0) return ""
+    const length = Math.min(size, bytes)
+    const buffer = Buffer.alloc(length)
+    const read = NFS.readSync(fd, buffer, 0, length, size - length)
+    return buffer.toString("utf8", 0, read)
+  } catch {
+    return ""
+  } finally {
+    if (fd !== undefined) NFS.closeSync(fd)
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The Waker's fork server (issue 14) with real processes: exact bytes through the shell protocol, exit statuses,
+ * stderr tails, process-group kills on scope close, release, the request-file protocol, and that wakes really go
+ * through it (the command's parent is the server's shell, not the daemon).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Scope } from "effect"
+import * as NFS from "node:fs"
+import * as NPath from "node:path"
+import { defaultSettings } from "../../src/domain/Config.ts"
+import { PlatformLayer } from "../../src/layers/Platform.ts"
+import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
+import { Waker } from "../../src/services/Waker.ts"
+import { type ForkServer, makeForkServer } from "../../src/services/waker/ForkServer.ts"
+import { type LaunchSpec, parseServerLine, requestSource, shQuote, unsupported } from "../../src/services/waker/launchScript.ts"
+import * as NOS from "node:os"
+
+const tempDir = (prefix: string) => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), prefix))
+
+const KILL = { signal: "SIGTERM" as const, graceMs: 500 }
+const PATH = { PATH: "/usr/bin:/bin" }
+
+/** Runs `f` with a started fork server. */
+const withServer = <A, E>(f: (server: ForkServer) => Effect.Effect<A, E, Scope.Scope>) => Effect.scoped(Effect.gen(function*() {
+  const server = yield* makeForkServer
+  assert.isDefined(server, "this machine has /bin/sh, setsid and env")
+  // the server answers once its shell runs; the first launch waits for that
+  yield* Effect.sleep(100)
+  return yield* f(server!)
+})).pipe(Effect.provide(PlatformLayer))
+
+const sh = (script: string, env: Record<string, string> = {}, cwd = process.cwd()): LaunchSpec =>
+  ({ command: "/bin/sh", args: ["-c", script], env: { ...PATH, ...env }, cwd })
+
+/** Running, not a zombie: an orphan's exit is reaped by whatever init this machine has, maybe late. */
+const alive = (pid: number) => {
+  try {
+    const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    return false
+  }
+}
+
+const HOSTILE = [
+  "a'b\"c$(touch X)`touch X`\n;rm -rf X \\ \r end",
+  "'", "''", "'\\''", "\n", "$HOME ${PATH} $((1+1)) $0 $@ *", "-n", "--", "x=y", "ünïcödé ✓ 日本語", "", " lead and trail ",
+  "x".repeat(70_000)
+]
+
+describe("launchScript", () => {
+  it("quotes every byte literally and parses the server's lines", () => {
+    assert.strictEqual(shQuote("it's"), `'it'\\''s'`)
+    assert.deepStrictEqual(parseServerLine("P 12 345"), { _tag: "Started", id: 12, pid: 345 })
+    assert.deepStrictEqual(parseServerLine("X 12 143"), { _tag: "Exited", id: 12, status: 143 })
+    assert.deepStrictEqual(parseServerLine("X 12 1x"), { _tag: "Other", text: "X 12 1x" })
+    assert.include(requestSource(7, "/d/7.err", sh("true")), `__launch '7' '/d/7.err'`)
+  })
+
+  it("sends what env -i would misread through Node's spawn instead", () => {
+    assert.isUndefined(unsupported(sh("true")))
+    assert.strictEqual(unsupported({ ...sh("true"), command: "a=b" }), "command name")
+    assert.strictEqual(unsupported({ ...sh("true"), command: "-x" }), "command name")
+    assert.strictEqual(unsupported({ ...sh("true"), env: { "-u": "x" } }), "variable name")
+    assert.strictEqual(unsupported({ ...sh("true"), env: { "": "x" } }), "variable name")
+  })
+})
+
+describe("ForkServer", () => {
+  it.live("passes hostile values as exact bytes, in env and in argv, and never runs them", () => {
+    const dir = tempDir("fork-server-")
+    return withServer((server) => Effect.gen(function*() {
+      for (const [i, value] of HOSTILE.entries()) {
+        const out = NPath.join(dir, `out-${i}`)
+        const launched = yield* server.launch({
+          command: "/bin/sh",
+          args: ["-c", `printf '%s' "$VALUE" > "$1.env"; printf '%s' "$2" > "$1.arg"; printf '%s' "$#" > "$1.count"`, "sh", out, value],
+          env: { ...PATH, VALUE: value }, cwd: dir
+        }, KILL)
+        assert.strictEqual(yield* launched.exit, 0)
+        assert.strictEqual(NFS.readFileSync(`${out}.env`, "utf8"), value)
+        assert.strictEqual(NFS.readFileSync(`${out}.arg`, "utf8"), value)
+        assert.strictEqual(NFS.readFileSync(`${out}.count`, "utf8"), "2")
+      }
+      assert.isFalse(NFS.existsSync(NPath.join(dir, "X")))
+      assert.isFalse(NFS.existsSync(NPath.join(process.cwd(), "X")))
+    }))
+  })
+
+  it.live("gives exactly the environment asked for, the cwd, and stdin from /dev/null", () => {
+    const dir = tempDir("fork-server-")
+    return withServer((server) => Effect.gen(function*() {
+      const launched = yield* server.launch(sh(`env > env.txt; pwd > pwd.txt; cat > stdin.txt`, { ONLY: "1" }, dir), KILL)
+      assert.strictEqual(yield* launched.exit, 0)
+      const names = NFS.readFileSync(NPath.join(dir, "env.txt"), "utf8").split("\n").filter((l) => l !== "").map((l) => l.split("=")[0])
+      // dash adds PWD, and may add OLDPWD after `cd`; nothing of the sidecar's environment comes through
+      assert.includeMembers(names, ["PATH", "ONLY"])
+      for (const name of names) assert.include(["PATH", "ONLY", "PWD", "OLDPWD"], name)
+      assert.strictEqual(NFS.readFileSync(NPath.join(dir, "pwd.txt"), "utf8").trim(), NFS.realpathSync(dir))
+      assert.strictEqual(NFS.readFileSync(NPath.join(dir, "stdin.txt"), "utf8"), "")
+    }))
+  })
+
+  it.live("reports exit codes, 128 + N for signal N, 127 for a missing command, and the stderr tail", () => {
+    return withServer((server) => Effect.gen(function*() {
+      const three = yield* server.launch(sh(`echo "first" >&2; printf '%0500d' 0 >&2; echo "the end" >&2; exit 3`), KILL)
+      assert.strictEqual(yield* three.exit, 3)
+      const tail = yield* three.stderrTail(10)
+      assert.strictEqual(tail, "00the end\n")
+      const killed = yield* server.launch(sh(`kill -TERM $$`), KILL)
+      assert.strictEqual(yield* killed.exit, 143)
+      const missing = yield* server.launch({ command: "no-such-command-here", args: [], env: PATH, cwd: process.cwd() }, KILL)
+      assert.strictEqual(yield* missing.exit, 127)
+      assert.include(yield* missing.stderrTail(200), "no-such-command-here")
+    }))
+  })
+
+  it.live("kills the whole process group when the scope closes early, and leaves a released one running", () => {
+    const dir = tempDir("fork-server-")
+    return withServer((server) => Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const launched = yield* server.launch(sh(`sleep 30 & echo $! > child.pid; wait`, {}, dir), KILL).pipe(Scope.provide(scope))
+      yield* Effect.sleep(200)
+      const child = Number(NFS.readFileSync(NPath.join(dir, "child.pid"), "utf8"))
+      assert.isTrue(alive(launched.pid) && alive(child))
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.sleep(100)
+      assert.isFalse(alive(child), "the background child of the group is gone too")
+
+      const scope2 = yield* Scope.make()
+      const background = yield* server.launch(sh(`(sleep 30 & echo $! > bg.pid)`, {}, dir), KILL).pipe(Scope.provide(scope2))
+      assert.strictEqual(yield* background.exit, 0)
+      yield* background.release
+      yield* Scope.close(scope2, Exit.void)
+      const bg = Number(NFS.readFileSync(NPath.join(dir, "bg.pid"), "utf8"))
+      assert.isTrue(alive(bg), "an agent started in the background outlives a successful wake")
+      process.kill(-background.pid, "SIGKILL")
+    }))
+  })
+
+  it.live("leaves no request or stderr files behind", () => {
+    return withServer((server) => Effect.gen(function*() {
+      const launched = yield* Effect.scoped(Effect.gen(function*() {
+        const l = yield* server.launch(sh(`echo oops >&2`), KILL)
+        yield* l.exit
+        return l
+      }))
+      const folders = NFS.readdirSync(NFS.realpathSync(process.env.TMPDIR ?? "/tmp")).filter((n) => n.startsWith("agent-sidecar-wake-"))
+      const leftovers = folders.flatMap((f) => {
+        try {
+          return NFS.readdirSync(NPath.join(process.env.TMPDIR ?? "/tmp", f))
+        } catch {
+          return []
+        }
+      })
+      assert.isAbove(launched.pid, 1)
+      assert.deepStrictEqual(leftovers.filter((n) => n === "1.req" || n === "1.err"), [])
+    }))
+  })
+})
+
+/** The fork server's shell among this process's children. */
+const serverPids = (): Array<number> => NFS.readdirSync(`/proc/${process.pid}/task`).flatMap((tid) => {
+  try {
+    return NFS.readFileSync(`/proc/${process.pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter((p) => p !== "").map(Number)
+  } catch {
+    return []
+  }
+}).filter((pid) => {
+  try {
+    return NFS.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("agent-sidecar-wake-server")
+  } catch {
+    return false
+  }
+})
+
+describe("ForkServer when its shell dies", () => {
+  it.live("says it is unavailable until it has started a new shell, which then works", () => {
+    return withServer((server) => Effect.gen(function*() {
+      const before = serverPids()
+      assert.lengthOf(before, 1)
+      process.kill(before[0]!, "SIGKILL")
+      yield* Effect.sleep(100)
+      const refused = yield* server.launch(sh("true"), KILL).pipe(Effect.flip)
+      assert.strictEqual(refused._tag, "ForkServerUnavailable")
+      yield* Effect.sleep(1500)
+      assert.notDeepEqual(serverPids(), before)
+      const launched = yield* server.launch(sh("exit 4"), KILL)
+      assert.strictEqual(yield* launched.exit, 4)
+    }))
+  })
+})
+
+describe("Waker through the fork server", () => {
+  it.live("runs wake commands from the server's shell, not from the daemon", () => {
+    const dir = tempDir("fork-server-waker-")
+    const out = NPath.join(dir, "parent")
+    const layer = Waker.layer.pipe(Layer.provide([PlatformLayer, SidecarConfig.layer(defaultSettings(dir, {
+      wakeCommand: ["/bin/sh", "-c", `ps -o comm= -p $PPID > "$1"`, "sh", out]
+    }))]))
+    return Effect.gen(function*() {
+      yield* Effect.sleep(100)
+      const outcome = yield* Waker.use((w) => w.wake({
+        taskId: "t1", description: "d", taskJson: "{}", taskFile: NPath.join(dir, "t1.task.json"), resultsDir: dir,
+        startedFile: NPath.join(dir, "t1.started"), resultFile: NPath.join(dir, "t1.json"), attempt: 1
+      }))
+      assert.strictEqual(outcome.status, "success")
+      assert.strictEqual(NFS.readFileSync(out, "utf8").trim(), "sh")
+    }).pipe(Effect.provide(layer))
+  })
+})
