@@ -44,7 +44,7 @@ export interface Sample {
   readonly heapTotal: number
   readonly external: number
   readonly arrayBuffers: number
-  /** CPU time the daemon has used so far (user + system), in seconds. */
+  /** CPU time the daemon (and its wake server) has used so far (user + system), in seconds. */
   readonly cpuS: number
 }
 
@@ -54,18 +54,43 @@ const kB = (text: string, field: string): number => {
   return Number(line.replace(/\D+/g, "")) * 1024
 }
 
-/** utime + stime from /proc/PID/stat (fields 14 and 15, counted after the command name's closing paren). */
-export const cpuSeconds = (pid: number): number => {
+/** utime + stime of one process from /proc/PID/stat (fields 14 and 15, counted after the command name's closing paren). */
+const ownCpuSeconds = (pid: number): number => {
   const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return (Number(fields[11]) + Number(fields[12])) / 100 // clock ticks; USER_HZ is 100 on Linux
 }
 
+/**
+ * The daemon's wake server (`src/services/waker/ForkServer.ts`, a `/bin/sh` that forks the wake commands) is part of
+ * the sidecar: its CPU time and RSS count with the daemon's. (The subshells it forks per command count with the
+ * command's own CPU, as the pre-exec half of Node's fork did.)
+ */
+export const wakeServerPids = (pid: number): Array<number> => NFS.readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+  try {
+    return NFS.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter((c) => c !== "").map(Number)
+  } catch {
+    return []
+  }
+}).filter((child) => {
+  try {
+    return NFS.readFileSync(`/proc/${child}/cmdline`, "utf8").includes("agent-sidecar-wake-server")
+  } catch {
+    return false
+  }
+})
+
+/** CPU time of the daemon and its wake server so far (user + system), in seconds. */
+export const cpuSeconds = (pid: number): number =>
+  wakeServerPids(pid).reduce((sum, server) => sum + ownCpuSeconds(server), ownCpuSeconds(pid))
+
+const rssOf = (pid: number): number => kB(NFS.readFileSync(`/proc/${pid}/status`, "utf8"), "VmRSS") / MB
+
 const procSample = (pid: number) => {
   const status = NFS.readFileSync(`/proc/${pid}/status`, "utf8")
   const rollup = NFS.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8")
   return {
-    rss: kB(status, "VmRSS") / MB, hwm: kB(status, "VmHWM") / MB,
+    rss: wakeServerPids(pid).reduce((sum, server) => sum + rssOf(server), kB(status, "VmRSS") / MB), hwm: kB(status, "VmHWM") / MB,
     anon: kB(rollup, "Anonymous") / MB, file: (kB(rollup, "Rss") - kB(rollup, "Anonymous")) / MB,
     lazyFree: kB(rollup, "LazyFree") / MB, cpuS: cpuSeconds(pid)
   }
