@@ -6,7 +6,7 @@
  */
 import { Clock, Context, Effect, FileSystem, Layer, Option, Path, Ref, Schema } from "effect"
 import { emptyQueue, fromLegacy, QueueFile } from "../domain/Task.ts"
-import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
+import { ensureDirectory, openDirectory, writeAtomic } from "../platform/atomicWrite.ts"
 import { describeOsError } from "../platform/osError.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 import { makeReportBodies } from "./store/ReportBodies.ts"
@@ -77,13 +77,13 @@ export class QueueStore extends Context.Service<QueueStore, {
     // later, the save that finds it missing makes it again.
     yield* ensureDirectory(path.dirname(queuePath)).pipe(provide, Effect.ignore)
     // Kept open for the store's life, so each save fsyncs the folder without opening it again.
-    const directory = yield* fs.open(path.dirname(queuePath), { flag: "r" }).pipe(Effect.option)
+    const directory = yield* openDirectory(path.dirname(queuePath)).pipe(Effect.option)
     const save = Effect.fn("QueueStore.save")(
       function*(queue: QueueFile) {
         // large results are written to files of their own first (once), so this write stays small
         const stored = yield* bodies.externalize(queue)
         const text = encodeJson(stored)
-        const write = writeAtomic(queuePath, text, Option.isSome(directory) ? { directory: directory.value } : {}).pipe(provide, withPath)
+        const write = writeAtomic(queuePath, text, Option.isSome(directory) ? { directoryFd: directory.value } : {}).pipe(provide, withPath)
         yield* write.pipe(Effect.catchReason("PlatformError", "NotFound", () =>
           ensureDirectory(path.dirname(queuePath)).pipe(Effect.andThen(writeAtomic(queuePath, text)), provide, withPath)))
         yield* bodies.tidy(stored.outbox)

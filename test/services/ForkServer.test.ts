@@ -145,16 +145,10 @@ describe("ForkServer", () => {
         yield* l.exit
         return l
       }))
-      const folders = NFS.readdirSync(NFS.realpathSync(process.env.TMPDIR ?? "/tmp")).filter((n) => n.startsWith("agent-sidecar-wake-"))
-      const leftovers = folders.flatMap((f) => {
-        try {
-          return NFS.readdirSync(NPath.join(process.env.TMPDIR ?? "/tmp", f))
-        } catch {
-          return []
-        }
-      })
+      assert.strictEqual(NFS.statSync(server.directory).mode & 0o777, 0o700)
+      const leftovers = NFS.readdirSync(server.directory)
       assert.isAbove(launched.pid, 1)
-      assert.deepStrictEqual(leftovers.filter((n) => n === "1.req" || n === "1.err"), [])
+      assert.deepStrictEqual(leftovers, [])
     }))
   })
 })

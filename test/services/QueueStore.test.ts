@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FileSystem, Layer } from "effect"
-import * as NFS from "node:fs"
+import { Effect, Layer } from "effect"
+import fs, * as NFS from "node:fs"
+import { syncBuiltinESMExports } from "node:module"
 import { defaultSettings } from "../../src/domain/Config.ts"
 import { emptyQueue, type QueueFile } from "../../src/domain/Task.ts"
 import { PlatformLayer } from "../../src/layers/Platform.ts"
@@ -8,19 +9,39 @@ import { QueueStore } from "../../src/services/QueueStore.ts"
 import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 import { tempDir } from "../support/sidecar.ts"
 
-/** A FileSystem that records the durability-relevant calls, in order, around the real one. */
-const spyFileSystem = (calls: Array<string>) => Layer.effect(FileSystem.FileSystem, Effect.gen(function*() {
-  const real = yield* FileSystem.FileSystem
-  const name = (p: string) => p.split("/").pop()!.replace(/\.\d+\.[a-z0-9]+\.tmp$/, ".TMP")
-  return {
-    ...real,
-    open: (path, options) => real.open(path, options).pipe(Effect.map((file) => {
-      calls.push(`open ${name(path)} ${options?.flag ?? "r"}`)
-      return { ...file, writeAll: (b: Uint8Array) => { calls.push(`write ${name(path)}`); return file.writeAll(b) }, sync: Effect.andThen(Effect.sync(() => calls.push(`fsync ${name(path)}`)), file.sync) }
-    })),
-    rename: (from, to) => Effect.andThen(Effect.sync(() => calls.push(`rename ${name(from)} -> ${name(to)}`)), real.rename(from, to))
-  } satisfies FileSystem.FileSystem
-})).pipe(Layer.provide(PlatformLayer))
+/**
+ * Records the durability-relevant node:fs calls, in order, around the real ones (writeAtomic calls node:fs directly:
+ * issue 14), for the life of the scope. `syncBuiltinESMExports` makes `import fs, * as NFS from "node:fs"
+import { syncBuiltinESMExports } from "node:module"` see them.
+ */
+const spyNodeFs = (calls: Array<string>) => Effect.acquireRelease(Effect.sync(() => {
+  const name = (p: NFS.PathLike) => String(p).split("/").pop()!.replace(/\.\d+\.[a-z0-9]+\.tmp$/, ".TMP")
+  const fds = new Map<number, string>()
+  const original = { openSync: fs.openSync, writeFileSync: fs.writeFileSync, fsync: fs.fsync, renameSync: fs.renameSync }
+  fs.openSync = (path: NFS.PathLike, flags?: NFS.OpenMode, mode?: NFS.Mode | null) => {
+    const fd = original.openSync(path, flags ?? "r", mode)
+    fds.set(fd, name(path))
+    calls.push(`open ${name(path)} ${String(flags ?? "r")}`)
+    return fd
+  }
+  fs.writeFileSync = (file: NFS.PathOrFileDescriptor, data: string | NodeJS.ArrayBufferView, options?: NFS.WriteFileOptions) => {
+    calls.push(`write ${typeof file === "number" ? fds.get(file) : name(file as NFS.PathLike)}`)
+    original.writeFileSync(file, data, options)
+  }
+  fs.fsync = ((fd: number, callback: NFS.NoParamCallback) => {
+    calls.push(`fsync ${fds.get(fd)}`)
+    original.fsync(fd, callback)
+  }) as typeof fs.fsync
+  fs.renameSync = (from: NFS.PathLike, to: NFS.PathLike) => {
+    calls.push(`rename ${name(from)} -> ${name(to)}`)
+    original.renameSync(from, to)
+  }
+  syncBuiltinESMExports()
+  return original
+}), (original) => Effect.sync(() => {
+  Object.assign(fs, original)
+  syncBuiltinESMExports()
+}))
 
 const task = (id: string): QueueFile["tasks"][number] => ({
   task_id: id, description: "d", metadata: {}, assignment: { task_id: id }, status: "working", accepted_at: 1, updated_at: 1, timeline: []
@@ -32,8 +53,9 @@ describe("QueueStore (real files)", () => {
   it.live("save: temp file written and fsynced, then renamed, then the directory fsynced", () => Effect.gen(function*() {
     const dir = yield* tempDir
     const calls: Array<string> = []
+    yield* spyNodeFs(calls)
     yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-1")] })).pipe(
-      Effect.provide(storeIn(dir).pipe(Layer.provide(spyFileSystem(calls)), Layer.provide(PlatformLayer)))
+      Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer)))
     )
     const dirName = dir.split("/").pop()!
     assert.deepStrictEqual(calls, [
@@ -95,7 +117,8 @@ describe("QueueStore: large results in files of their own (issue 12)", () => {
       tasks: [{ ...task("t-1"), status: "reporting" }],
       outbox: [{ type: "task_complete", task_id: "t-1", result: big, generation: 2 }]
     }
-    const layer = storeIn(dir).pipe(Layer.provide(spyFileSystem(calls)), Layer.provide(PlatformLayer))
+    yield* spyNodeFs(calls)
+    const layer = storeIn(dir).pipe(Layer.provide(PlatformLayer))
     yield* QueueStore.use((s) => Effect.gen(function*() {
       yield* s.save(withReport)
       yield* s.save({ ...withReport, tasks: [...withReport.tasks, task("t-2")] })

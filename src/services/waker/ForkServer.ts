@@ -36,6 +36,8 @@ export interface KillPolicy {
 }
 
 export interface ForkServer {
+  /** The private folder (0700) of request and stderr files. */
+  readonly directory: string
   readonly launch: (spec: LaunchSpec, kill: KillPolicy) => Effect.Effect<Launched, ForkServerUnavailable | ForkServerLost, Scope.Scope>
 }
 
@@ -192,7 +194,7 @@ export const makeForkServer = Effect.gen(function*() {
     return started
   })
 
-  return { launch } satisfies ForkServer
+  return { directory: dir, launch } satisfies ForkServer
 })
 
 // The request and stderr files are the server's private scratch files of a few KB, never fsynced: plain synchronous
