@@ -1,6 +1,6 @@
 // Two builds: the CLI as one self-contained bundle (small, fast to start; it needs no installed dependency), and
 // the library entry with `effect` left external, so an embedding application shares its own (one set of Context
-// tags, one runtime), and `ws`/`chokidar` from the package's dependencies; the few Node platform modules it uses
+// tags, one runtime), and `ws` from the package's dependencies; the few Node platform modules it uses
 // are bundled in.
 //
 // Issue 14, the CLI's idle memory:
@@ -11,12 +11,15 @@
 //   perf_hooks (+12 MB RSS), `node:crypto` all of webcrypto (+2 MB). `process.getBuiltinModule` (Node >= 22.3)
 //   reads only what is used, so the CLI's static imports of builtins become that (`builtinsOnDemand`);
 // - V8 keeps each module's source text for the process's life, two bytes a character if it holds one non-ASCII
-//   character: the CLI is emitted as ASCII (escapes) and without comments (2.0 → 1.3 MB of source, -2 MB RSS).
+//   character: the CLI is emitted as ASCII (escapes) and without comments (2.0 → 1.3 MB of source, -2 MB RSS);
+// - work a dependency does at load time that the daemon never needs is deferred to first use (`deferInDependencies`):
+//   ws's requires of tls and https (only wss: uses them) and zlib (only permessage-deflate), effect's
+//   Intl.Segmenter (only the help's column widths): idle RSS 68 → 65 MB.
 import { rmSync } from "node:fs"
 import { isBuiltin } from "node:module"
 import { defineConfig } from "rolldown"
 
-const external = [/^effect(\/|$)/, /^ws$/, /^chokidar$/]
+const external = [/^effect(\/|$)/, /^ws$/]
 
 const cleanChunks = { name: "clean-chunks", buildStart: () => rmSync("dist/chunks", { recursive: true, force: true }) }
 
@@ -46,9 +49,42 @@ const builtinsOnDemand = {
   }
 }
 
+/** Loads a builtin on first property access: for a dependency's top-level `require` of one it rarely uses. */
+const lazyBuiltin = (name) => `new Proxy({}, { get: (_, key) => process.getBuiltinModule(${JSON.stringify(`node:${name}`)})[key] })`
+
+/** Per dependency file: exact text → its replacement. The build fails when one is not found (an upgraded
+ *  dependency changed it), so a saving cannot silently disappear. */
+const DEFERRED = {
+  // requiring tls costs ~3 MB of RSS (it sets up OpenSSL's TLS side) though the hub URL is ws: on most machines
+  "ws/lib/websocket.js": [
+    ["const https = require('https');", `const https = ${lazyBuiltin("https")};`],
+    ["const tls = require('tls');", `const tls = ${lazyBuiltin("tls")};`]
+  ],
+  "ws/lib/permessage-deflate.js": [["const zlib = require('zlib');", `const zlib = ${lazyBuiltin("zlib")};`]],
+  // an ICU grapheme segmenter (+1-2 MB: ICU data and its allocations), used only to lay out the help text
+  "effect/dist/cli/CliOutput.js": [[
+    'const graphemeSegmenter = /*#__PURE__*/new Intl.Segmenter(undefined, {\n  granularity: "grapheme"\n});',
+    'let graphemeSegmenterMade;\nconst graphemeSegmenter = { segment: (text) => (graphemeSegmenterMade ??= new Intl.Segmenter(undefined, { granularity: "grapheme" })).segment(text) };'
+  ]]
+}
+
+const deferInDependencies = {
+  name: "defer-in-dependencies",
+  transform(code, id) {
+    const file = Object.keys(DEFERRED).find((suffix) => id.replaceAll("\\", "/").endsWith(`/node_modules/${suffix}`))
+    if (file === undefined) return null
+    let out = code
+    for (const [from, to] of DEFERRED[file]) {
+      if (!out.includes(from)) throw new Error(`defer-in-dependencies: ${file} no longer contains ${JSON.stringify(from)}; update rolldown.config.mjs`)
+      out = out.replace(from, to)
+    }
+    return { code: out, map: null }
+  }
+}
+
 export default defineConfig([
   {
-    input: { "agent-sidecar": "src/bin.ts" }, platform: "node", plugins: [cleanChunks, builtinsOnDemand], logLevel: "warn",
+    input: { "agent-sidecar": "src/bin.ts" }, platform: "node", plugins: [cleanChunks, builtinsOnDemand, deferInDependencies], logLevel: "warn",
     output: {
       dir: "dist", format: "esm", entryFileNames: "[name].mjs", chunkFileNames: "chunks/[name]-[hash].mjs",
       charset: "ascii", comments: { legal: false, annotation: false, jsdoc: false }
