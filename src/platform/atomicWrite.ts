@@ -55,7 +55,8 @@ export const openDirectory = (dir: string) =>
 const RUN = Math.random().toString(36).slice(2, 8)
 let counter = 0
 
-export const writeAtomic = Effect.fn("writeAtomic")(function*(file: string, data: string | Uint8Array, options?: {
+// Untraced: it runs inside the caller's span (QueueStore.save), three times a task.
+export const writeAtomic = Effect.fnUntraced(function*(file: string, data: string | Uint8Array, options?: {
   readonly sync?: boolean
   /** An already open descriptor of the file's folder (`openDirectory`), to fsync it without opening it each time. */
   readonly directoryFd?: number

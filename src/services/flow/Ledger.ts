@@ -17,7 +17,7 @@ import { decide, type Decision } from "../../domain/TaskDecider.ts"
 import type { HubClient } from "../HubClient.ts"
 import type { Health } from "../Health.ts"
 import type { QueueStore } from "../QueueStore.ts"
-import { publishQueueMetrics } from "./Telemetry.ts"
+import { makeQueueMetrics } from "./Telemetry.ts"
 
 /** A decision that could not be saved is tried again after 0.5 s, doubling to at most 30 s, until it is. */
 export const saveRetrySchedule = Schedule.exponential(Duration.millis(500), 2).pipe(
@@ -46,6 +46,7 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
   // the last queue known to be on disk, and whether a flush is already due for what came after it
   const onDisk = yield* Ref.make((yield* SubscriptionRef.get(model)).queue)
   const flushDue = yield* Ref.make(false)
+  const publishQueueMetrics = makeQueueMetrics()
 
   /** Makes a decided model the current one; true when a flush must be armed for lazy changes. */
   const publish = (before: Model, next: Model): Effect.Effect<boolean> => Effect.gen(function*() {

@@ -2,7 +2,8 @@
  * Each task is one trace: a root span from acceptance (or resumption after a restart) to its end, with the
  * phases as children: each wake attempt, the confirmation wait, working, the report until the hub's answer,
  * the ack. And the `/metrics` figures as Effect metrics, so an OTLP exporter (layers/Telemetry.ts) sends them
- * too. Without an exporter the spans and gauges are cheap in-memory objects.
+ * too. Without an exporter the spans and gauges are cheap in-memory objects. The phase spans skip Effect's call-site
+ * stack trace (a `new Error()` per span): the site is always the task runner, so it tells nothing.
  */
 import { Clock, Effect, Exit, Metric, type Tracer } from "effect"
 import type { QueueFile, TaskStatus } from "../../domain/Task.ts"
@@ -40,7 +41,7 @@ export const makeTaskSpans = (agentId: string) => {
     /** Runs a phase of the task as a child span of its trace (as is, if the task has none). */
     within: <A, E, R>(taskId: string, name: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.suspend(() => {
       const o = open.get(taskId)
-      return o === undefined ? effect : effect.pipe(Effect.withSpan(name, { parent: o.root, attributes: { task_id: taskId, agent_id: agentId } }))
+      return o === undefined ? effect : effect.pipe(Effect.withSpan(name, { parent: o.root, attributes: { task_id: taskId, agent_id: agentId } }, { captureStackTrace: false }))
     })
   }
 }
@@ -51,11 +52,26 @@ const tasks = Metric.gauge("agent_sidecar_tasks", { description: "Tasks held, by
 const outbox = Metric.gauge("agent_sidecar_outbox_reports", { description: "Terminal reports waiting for the hub's answer." })
 const parked = Metric.gauge("agent_sidecar_outbox_parked_reports", { description: "Reports the hub never answered, set aside." })
 const stale = Metric.gauge("agent_sidecar_outbox_stale_reports", { description: "Reports refused as stale, kept for the hub to hand their task back." })
+// One gauge per figure, attributes attached once: `withAttributes` builds a new metric key on every call.
+const GAUGES = [...STATUSES.map((status) => Metric.withAttributes(tasks, { status })), outbox, parked, stale]
 
-/** The queue's figures as gauges (the same as `/metrics`). */
-export const publishQueueMetrics = (q: QueueFile) => Effect.gen(function*() {
-  for (const status of STATUSES) yield* Metric.update(Metric.withAttributes(tasks, { status }), q.tasks.filter((t) => t.status === status).length)
-  yield* Metric.update(outbox, q.outbox.length)
-  yield* Metric.update(parked, q.outbox.filter((r) => r.parked_at !== undefined).length)
-  yield* Metric.update(stale, q.outbox.filter((r) => r.stale_at !== undefined).length)
-})
+const figures = (q: QueueFile): Array<number> => [
+  ...STATUSES.map((status) => q.tasks.filter((t) => t.status === status).length),
+  q.outbox.length,
+  q.outbox.filter((r) => r.parked_at !== undefined).length,
+  q.outbox.filter((r) => r.stale_at !== undefined).length
+]
+
+/**
+ * The queue's figures as gauges (the same as `/metrics`). A task changes the queue five or six times, most of them
+ * moving no figure; only the figures that moved are updated.
+ */
+export const makeQueueMetrics = () => {
+  let last: Array<number> = []
+  return (q: QueueFile) => Effect.suspend(() => {
+    const now = figures(q)
+    const changed = now.flatMap((value, i) => value === last[i] ? [] : [i])
+    last = now
+    return Effect.forEach(changed, (i) => Metric.update(GAUGES[i]!, now[i]!), { discard: true })
+  })
+}
