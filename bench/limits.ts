@@ -1,19 +1,20 @@
 /**
  * What this machine allows, measured with the same building blocks the sidecar uses: a durable atomic
  * write (the sidecar's own `writeAtomic`, plus the bare syscalls for comparison), a WebSocket round trip
- * over loopback with `ws`, a `sh -c true` spawn, and how soon chokidar (with ResultWatcher's options)
- * reports a file renamed into a watched directory.
+ * over loopback with `ws`, a `sh -c true` spawn, and how soon ResultWatcher's own watch (`nodeWatch`: Node's
+ * `fs.watch`, the same name filter) reports a file renamed into the watched directory.
  */
 import { NodeServicesLayer } from "../src/layers/Platform.ts"
-import { watch } from "chokidar"
-import { Effect } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as NFS from "node:fs"
 import type { AddressInfo } from "node:net"
 import * as NPath from "node:path"
 import { performance } from "node:perf_hooks"
 import { WebSocket, WebSocketServer } from "ws"
+import { classifyFile } from "../src/domain/AgentFiles.ts"
 import { writeAtomic } from "../src/platform/atomicWrite.ts"
+import { nodeWatch } from "../src/services/watcher/DirWatch.ts"
 
 /** A ~2 KB JSON document shaped like a queue.json holding one task. */
 export const sampleJson = (): string => {
@@ -111,41 +112,41 @@ export const spawns = async (n: number): Promise<Array<number>> => {
 }
 
 /**
- * A file written under a dot-name and renamed to `<id>.json` in a chokidar-watched directory: rename → `add`
- * event. Same watch options as ResultWatcher (depth 0, non-agent names ignored, no awaitWriteFinish).
+ * A file written under a dot-name and renamed to `<id>.json` in a watched directory: rename → the watch's report
+ * of the name. ResultWatcher's watch as it runs (`nodeWatch` with its name filter, no stability wait).
  */
-export const chokidarRenameEvents = async (dir: string, n: number): Promise<Array<number>> => {
+export const watchRenameEvents = async (dir: string, n: number): Promise<Array<number>> => {
   NFS.mkdirSync(dir, { recursive: true })
-  const agentName = /^[^.].*\.(started|json|progress)$/
-  const watcher = watch(dir, {
-    depth: 0,
-    ignoreInitial: false,
-    ignored: (p, stats) => p !== dir && ((stats !== undefined && !stats.isFile()) || !agentName.test(NPath.basename(p)))
-  })
-  await new Promise<void>((resolve) => watcher.once("ready", () => resolve()))
-  let pending: { readonly path: string; readonly resolve: (at: number) => void } | undefined
-  watcher.on("add", (p) => {
-    const at = performance.now()
-    if (pending !== undefined && p === pending.path) pending.resolve(at)
-  })
+  let pending: { readonly name: string; readonly resolve: (at: number) => void } | undefined
+  const scope = Effect.runSync(Scope.make())
+  await Effect.runPromise(nodeWatch((name) => classifyFile(name) !== undefined)(dir, {
+    file: (name) => {
+      const at = performance.now()
+      if (pending !== undefined && name === pending.name) pending.resolve(at)
+    },
+    lost: () => {},
+    error: () => {}
+  }).pipe(Scope.provide(scope)))
   const samples: Array<number> = []
   try {
     for (let i = 0; i < n + WARMUP; i++) {
-      const final = NPath.join(dir, `c-${i}.json`)
+      const name = `c-${i}.json`
+      const final = NPath.join(dir, name)
       const tmp = NPath.join(dir, `.c-${i}.json.tmp`)
       NFS.writeFileSync(tmp, "{\"status\":\"success\",\"output\":\"ok\"}")
       const seen = new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`chokidar: no add event for ${final} within 5 s`)), 5000)
-        pending = { path: final, resolve: (at) => { clearTimeout(timer); resolve(at) } }
+        const timer = setTimeout(() => reject(new Error(`no watch event for ${final} within 5 s`)), 5000)
+        pending = { name, resolve: (at) => { clearTimeout(timer); resolve(at) } }
       })
       const t0 = performance.now()
       NFS.renameSync(tmp, final)
       const at = await seen
       if (i >= WARMUP) samples.push(at - t0)
+      pending = undefined
       NFS.unlinkSync(final)
     }
   } finally {
-    await watcher.close()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
   }
   return samples
 }

@@ -1,10 +1,11 @@
 /**
  * `--profile` only: timestamps from inside the in-process sidecar without touching src/. A Tracer that
  * records every span's start and end (Effect.fn spans: QueueStore.save, writeAtomic, Waker.wake, …) and a
- * wrapper on chokidar's event publication (when the sidecar's watcher reports `add`/`change`).
+ * wrapper on `fs.watch`'s listener (when the sidecar's watch hears of a file: `rename`/`change`).
  */
-import { FSWatcher } from "chokidar"
 import { type Exit, Tracer } from "effect"
+import { syncBuiltinESMExports } from "node:module"
+import NFS from "node:fs"
 import { performance } from "node:perf_hooks"
 
 export interface SpanRecord {
@@ -40,16 +41,18 @@ class TimedSpan extends Tracer.NativeSpan {
 export const recordingTracer = Tracer.make({ span: (options) => new TimedSpan(options) })
 
 let installed = false
-/** Wraps chokidar's publication once for the whole process. */
+/** Wraps every `fs.watch` listener made from now on, once for the whole process (ESM importers see it too). */
 export const recordFileEvents = (): void => {
   if (installed) return
   installed = true
-  const proto = FSWatcher.prototype as unknown as { emitWithAll: (event: string, args: Array<unknown>) => void }
-  const original = proto.emitWithAll
-  proto.emitWithAll = function(this: unknown, event: string, args: Array<unknown>) {
-    if (event === "add" || event === "change") fileEvents.push({ event, path: String(args[0]), at: performance.now() })
-    return original.call(this, event, args)
-  }
+  const original = NFS.watch
+  const wrapped = (path: string, options: object, listener: (event: string, name: string | null) => void) =>
+    original(path, options, (event: string, name: string | null) => {
+      if (name !== null) fileEvents.push({ event, path: name, at: performance.now() })
+      listener(event, name)
+    })
+  ;(NFS as unknown as { watch: typeof wrapped }).watch = wrapped
+  syncBuiltinESMExports()
 }
 
 export const clear = (): void => {

@@ -2,14 +2,14 @@
  * `npm run bench`: the figures of issue 14, each next to this machine's own limit measured in the same run.
  *
  *   limits   durable atomic write (writeAtomic), WebSocket loopback round trip, `sh -c true` spawn,
- *            chokidar's add event after a rename (same watch options as ResultWatcher), a bare `node`'s RSS
+ *            the watch's event after a rename (ResultWatcher's own fs.watch and name filter), a bare `node`'s RSS
  *   daemons  the CLI daemon in its own process against a loopback hub (daemon.ts): assign → task_accepted,
  *            result rename → task_complete, a task with an instant agent, idle RSS, CPU per task and RSS over a
  *            run of 1,000 tasks (max_active_tasks 4), RSS after a flood of bad frames
  *
  * `--peer DIR` runs the AgentCom sidecar (its `sidecar/` folder at b40ae8b, `npm i` done) through the same harness
  * and prints it beside ours; it runs one task at a time and waits 500 ms for each file, so it gets fewer tasks.
- * `--profile` adds where the sidecar's time goes (Effect spans + chokidar event times), from an in-process sidecar.
+ * `--profile` adds where the sidecar's time goes (Effect spans + fs.watch event times), from an in-process sidecar.
  * Writes nothing into the repository; everything lives in a temp dir that is removed at the end.
  */
 import * as NFS from "node:fs"
@@ -18,13 +18,13 @@ import * as NPath from "node:path"
 import { performance } from "node:perf_hooks"
 import { type HarnessOptions, type HarnessResult, ours, peer, runHarness, type Subject } from "./daemon.ts"
 import { BenchHub } from "./hub.ts"
-import { atomicWrites, chokidarRenameEvents, rawDurableWrites, spawns, wsRoundTrips } from "./limits.ts"
+import { atomicWrites, rawDurableWrites, spawns, watchRenameEvents, wsRoundTrips } from "./limits.ts"
 import { bareNodeRss, bundleIsFresh, type Sample } from "./memory.ts"
 import * as Probe from "./probe.ts"
 import { acceptAndDetect, instantAgent, type Iteration, type Phase } from "./sidecar.ts"
 import { grid, ms, type Row, summarize, table } from "./stats.ts"
 
-const N = { writes: 200, wsRoundTrips: 500, spawns: 100, chokidar: 100 }
+const N = { writes: 200, wsRoundTrips: 500, spawns: 100, watch: 100 }
 const OURS: HarnessOptions = { accept: 100, detect: 100, instant: 50, warmup: 5, tasks: 1000, floodFrames: 100_000, settleMs: 10_000 }
 /** The peer waits 500 ms for every file (awaitWriteFinish) and runs one task at a time: about 0.6 s a task. */
 const PEER: HarnessOptions = { accept: 20, detect: 20, instant: 20, warmup: 2, tasks: 100, floodFrames: 100_000, settleMs: 10_000 }
@@ -92,8 +92,8 @@ const detectProfile = (phase: Phase) => phase.iterations.flatMap((it) => {
   const save = event === undefined ? undefined : firstSpan(SAVE, event.at, it.t1)
   if (event === undefined || save === undefined) return []
   return [{
-    "rename → chokidar add event": event.at - it.t0,
-    "add event → queue save starts (read, parse)": save.start - event.at,
+    "rename → fs.watch event": event.at - it.t0,
+    "watch event → queue save starts (read, parse)": save.start - event.at,
     "queue save (outbox, 2 fsyncs)": save.end - save.start,
     "save done → task_complete at hub": it.t1 - save.end,
     ...ackCycle(it)
@@ -111,8 +111,8 @@ const instantProfile = (phase: Phase) => phase.iterations.flatMap((it) => {
     "send → task_accepted at hub": it.acceptedAt - it.t0,
     "send → wake command spawned": wake.start - it.t0,
     "wake command runs (spawn → exit seen)": wake.end - wake.start,
-    "spawn → result add event": event.at - wake.start,
-    "result add event → finish save starts": finishSave.start - event.at,
+    "spawn → result watch event": event.at - wake.start,
+    "result watch event → finish save starts": finishSave.start - event.at,
     "save done → task_complete at hub": it.t1 - finishSave.end,
     [`queue saves per task (count)`]: saves.length,
     [`queue saves per task (total ms)`]: saves.reduce((sum, s) => sum + (s.end - s.start), 0),
@@ -189,7 +189,7 @@ const main = async () => {
     const nosync = await step(`${N.writes} atomic writes without fsync`, () => atomicWrites(limitsDir, N.writes, false))
     const ws = await step(`${N.wsRoundTrips} WebSocket round trips`, () => wsRoundTrips(N.wsRoundTrips))
     const sh = await step(`${N.spawns} spawns of sh -c true`, () => spawns(N.spawns))
-    const chok = await step(`${N.chokidar} renames under chokidar`, () => chokidarRenameEvents(NPath.join(tmp, "chokidar"), N.chokidar))
+    const watched = await step(`${N.watch} renames under the watch`, () => watchRenameEvents(NPath.join(tmp, "watch"), N.watch))
     const bareMb = await step("bare node: RSS", () => bareNodeRss(IDLE_MS))
     limits = { durable: p50(durable), rtt: p50(ws), spawn: p50(sh), bareMb }
     limitRows.push(limitRow("durable atomic write, writeAtomic (2 KB JSON)", durable))
@@ -197,7 +197,7 @@ const main = async () => {
     limitRows.push(limitRow("  same, writeAtomic without the 2 fsyncs", nosync))
     limitRows.push(limitRow("WebSocket round trip, ws over 127.0.0.1", ws))
     limitRows.push(limitRow("spawn of sh -c true (to exit)", sh))
-    limitRows.push(limitRow("rename → chokidar add event", chok))
+    limitRows.push(limitRow("rename → fs.watch event (ResultWatcher's watch)", watched))
     limitRows.push({ metric: "bare node (setInterval only): RSS (n=1)", p50: mb(bareMb), p99: "-", target: "-", verdict: "limit" })
 
     hub = await BenchHub.start()
@@ -242,7 +242,7 @@ const main = async () => {
       `SIGTERM → exit ${ms(r.shutdown.ms)} (code ${r.shutdown.code ?? r.shutdown.signal})`)
   }
   if (profile) {
-    console.log("\nwhere the sidecar's time goes (in-process spans and chokidar event times; 'at hub' = hub-side receipt)\n")
+    console.log("\nwhere the sidecar's time goes (in-process spans and fs.watch event times; 'at hub' = hub-side receipt)\n")
     console.log(table(profileRows))
   }
   const ourRun = results[0]!

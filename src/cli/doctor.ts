@@ -2,8 +2,7 @@
  * `agent-sidecar doctor`: checks what a sidecar needs, runs nothing harmful, and prints each check as ok/FAIL
  * with the fix. Exit 0 when all pass, 1 otherwise (78 when the config itself does not load).
  */
-import { watch } from "chokidar"
-import { Console, Effect, Exit, FileSystem, Option, Path, Redacted, Result } from "effect"
+import { Console, Deferred, Effect, Exit, FileSystem, Option, Path, Redacted, Result } from "effect"
 import { Command } from "effect/cli"
 import { Socket } from "effect/socket"
 import * as NFS from "node:fs"
@@ -14,6 +13,7 @@ import { PlatformLayer } from "../layers/Platform.ts"
 import { writeAtomic } from "../platform/atomicWrite.ts"
 import { describeOsError, osErrorCode } from "../platform/osError.ts"
 import { isRunning, lockPathFor } from "../services/StateLock.ts"
+import { nodeWatch } from "../services/watcher/DirWatch.ts"
 import { CliError, configFlag, loadConfig } from "./shared.ts"
 
 interface Check {
@@ -132,24 +132,21 @@ const checkResultsDir = (s: Settings) => Effect.gen(function*() {
 const checkFileEvents = (s: Settings) => Effect.gen(function*() {
   const name = `doctor-${process.pid}.started`
   const watchErrors: Array<unknown> = []
-  const seen = yield* Effect.acquireUseRelease(
-    Effect.callback<ReturnType<typeof watch>>((resume) => {
-      const w = watch(s.resultsDir, { depth: 0, ignoreInitial: true })
-      w.on("error", (e) => { watchErrors.push(e) })
-      w.once("ready", () => resume(Effect.succeed(w)))
-      w.once("error", () => resume(Effect.succeed(w)))
-    }),
-    (w) => Effect.callback<boolean, unknown>((resume) => {
-      w.on("add", (p) => { if (p.endsWith(name)) resume(Effect.succeed(true)) })
-      try {
-        NFS.writeFileSync(`${s.resultsDir}/${name}`, "")
-      } catch (e) {
-        resume(Effect.fail(e))
-      }
-    }).pipe(Effect.timeoutOption("3 seconds"), Effect.map(Option.isSome)),
-    (w) => Effect.promise(() => w.close()).pipe(Effect.andThen(Effect.sync(() => NFS.rmSync(`${s.resultsDir}/${name}`, { force: true }))))
-  )
-  if (seen) return ok("file events", "a file written in results_dir was seen")
+  const seen = yield* Deferred.make<void>()
+  // the daemon's own watch (ResultWatcher), so this checks what the daemon will rely on
+  const armed = yield* nodeWatch((n) => n === name)(s.resultsDir, {
+    file: () => { Deferred.doneUnsafe(seen, Effect.void) },
+    lost: () => {},
+    error: (message) => { watchErrors.push(new Error(message)) }
+  }).pipe(Effect.result)
+  if (Result.isFailure(armed)) watchErrors.push(armed.failure)
+  else {
+    yield* Effect.acquireRelease(
+      Effect.try(() => NFS.writeFileSync(`${s.resultsDir}/${name}`, "")),
+      () => Effect.sync(() => NFS.rmSync(`${s.resultsDir}/${name}`, { force: true }))
+    )
+    if (Option.isSome(yield* Deferred.await(seen).pipe(Effect.timeoutOption("3 seconds")))) return ok("file events", "a file written in results_dir was seen")
+  }
   const code = watchErrors.map(osErrorCode).find((c) => c !== undefined)
   // from inotify, ENOSPC and EMFILE mean its limits, not the disk
   if (code === "ENOSPC" || code === "EMFILE") {
@@ -157,6 +154,7 @@ const checkFileEvents = (s: Settings) => Effect.gen(function*() {
   }
   return fail("file events", `no event within 3 s for a file written in results_dir${watchErrors.length > 0 ? ` (watcher error: ${describeOsError(watchErrors[0])})` : ""}`, "use a local file system (not NFS/SMB), or raise fs.inotify.max_user_watches")
 }).pipe(
+  Effect.scoped,
   Effect.catch((e) => Effect.succeed(fail("file events", `cannot write a file in results_dir: ${describeOsError(e)}`, fixFor(osErrorCode(e), s.resultsDir)))),
   Effect.catchCause(() => Effect.succeed(fail("file events", "cannot watch results_dir", "fix results_dir first")))
 )

@@ -27,29 +27,29 @@ export const makeAgentFileReader = (options: {
 }): AgentFileReader => {
   const { fs, at, maxResultBytes, emit } = options
 
-  const regularFile = (file: string) => fs.lstat(file).pipe(
-    Effect.map((info) => info.type === "File" ? Option.some({ size: Number(info.size), mtime: Option.getOrElse(info.mtime, () => new Date(0)).getTime() }) : Option.none()),
-    Effect.orElseSucceed(() => Option.none())
+  /** What `lstat` says of a file: its kind, and for a regular file its size and mtime. */
+  const look = (file: string) => fs.lstat(file).pipe(
+    Effect.map((info) => ({ kind: info.type, size: Number(info.size), mtime: Option.getOrElse(info.mtime, () => new Date(0)).getTime() })),
+    Effect.orElseSucceed(() => ({ kind: "missing" as const, size: 0, mtime: 0 }))
   )
 
+  const regularFile = (file: string) => Effect.map(look(file), (f) => f.kind === "File" ? Option.some({ size: f.size, mtime: f.mtime }) : Option.none())
+
+  // One lstat a pass tells missing (a removal's event: nothing to do), not a regular file, too large, or what to read.
   const readResult = (taskId: string, file: string): Effect.Effect<void> => Effect.gen(function*() {
     const invalid = (detail: string) => emit({ _tag: "Invalid", taskId, reason: `result_parse_error: ${detail}` })
-    const kind = yield* fs.lstat(file).pipe(Effect.map((i) => i.type), Effect.orElseSucceed(() => "missing" as const))
-    if (kind === "missing") return
-    if (kind !== "File") return yield* invalid(`${taskId}.json is not a regular file (${kind})`)
     while (true) {
-      const before = yield* regularFile(file)
-      if (Option.isNone(before)) return
-      if (before.value.size > maxResultBytes) return yield* invalid(`${before.value.size} bytes is over max_result_bytes (${maxResultBytes})`)
+      const before = yield* look(file)
+      if (before.kind === "missing") return
+      if (before.kind !== "File") return yield* invalid(`${taskId}.json is not a regular file (${before.kind})`)
+      if (before.size > maxResultBytes) return yield* invalid(`${before.size} bytes is over max_result_bytes (${maxResultBytes})`)
       const text = yield* fs.readFileString(file).pipe(Effect.orElseSucceed(() => ""))
       const verdict = judgeResult(text)
       if (verdict.outcome !== "unparseable") return yield* emit(verdictEvent(taskId, verdict))
       // Maybe still being written: judge only once it has stopped changing.
       yield* Effect.sleep(SETTLE_MS)
-      const after = yield* regularFile(file)
-      if (Option.isSome(after) && after.value.size === before.value.size && after.value.mtime === before.value.mtime) {
-        return yield* invalid(verdict.detail)
-      }
+      const after = yield* look(file)
+      if (after.kind === "File" && after.size === before.size && after.mtime === before.mtime) return yield* invalid(verdict.detail)
     }
   })
 

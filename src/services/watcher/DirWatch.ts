@@ -5,15 +5,15 @@
  *
  * So the folder is checked every `POLL_MS` (a `stat`: device, inode and birth time, since a recreated folder
  * often gets the old inode number back), and at once when the watch reports the folder itself deleted or moved
- * (chokidar's `unlinkDir`, or a raw `rename` of the watched path) or any error. When the folder is gone or
+ * (an event named as the folder itself: inotify's delete-self / move-self) or any error. When the folder is gone or
  * replaced: log it, close the old watch, make the folder again if missing (0700), arm a new watch, whose first
  * scan reports every file already there, as at start-up, and log that. While no watch can be armed (the folder
  * cannot be made or watched), `results_dir` is degraded in Health, retried every `RETRY_MS`.
  *
- * The watch itself is a parameter (`OpenWatch`): chokidar live, a fake in tests, so the polling runs under TestClock.
+ * The watch itself is a parameter (`OpenWatch`): `nodeWatch` live, a fake in tests, so the polling runs under TestClock.
  */
-import { watch } from "chokidar"
 import { Clock, Effect, Exit, FileSystem, Option, Queue, Ref, Schedule, Scope } from "effect"
+import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { ensureDirectory } from "../../platform/atomicWrite.ts"
 import { describeOsError } from "../../platform/osError.ts"
@@ -37,29 +37,32 @@ export type OpenWatch = (dir: string, on: WatchHandlers) => Effect.Effect<void, 
 
 const asError = (e: unknown) => e instanceof Error ? e : new Error(String(e))
 
-/** chokidar, one level deep, symlinks reported as themselves; `ignored(path, isDirectory)` drops what is not the agent's. */
-export const chokidarWatch = (ignored: (file: string, isDirectory: boolean) => boolean): OpenWatch => (dir, on) =>
-  Effect.acquireRelease(
-    Effect.callback<ReturnType<typeof watch>, Error>((resume) => {
-      const watcher = watch(dir, {
-        depth: 0,
-        ignoreInitial: false, // files already there are reported too: the rescan after a re-arm
-        followSymlinks: false,
-        ignored: (p, stats) => p !== dir && ignored(p, stats?.isDirectory() ?? false)
-      })
-      watcher.on("add", (p) => on.file(NPath.basename(p)))
-      watcher.on("change", (p) => on.file(NPath.basename(p)))
-      watcher.on("unlinkDir", (p) => { if (p === dir) on.lost("the watcher saw it removed") })
-      // inotify's delete-self / move-self of the watched folder arrives as a raw rename of the folder's own name
-      watcher.on("raw", (event, p, details) => {
-        const watched = (details as { readonly watchedPath?: unknown } | undefined)?.watchedPath
-        if (event === "rename" && watched === dir && p === NPath.basename(dir)) on.lost("the watcher saw it deleted or moved")
-      })
-      watcher.on("error", (err) => on.error(asError(err).message))
-      watcher.once("ready", () => resume(Effect.succeed(watcher)))
+/**
+ * Node's `fs.watch` on the folder itself (inotify on Linux: one watch, one level, which is all results_dir needs).
+ * A file's name alone decides whether it is reported (`wanted`), so no event costs a `stat` here: the reader
+ * looks at the file once, and a removal of one of the agent's names is just a look that finds nothing. Files
+ * already there are reported after the watch is armed (a file landing in between is reported twice, which the
+ * reader's per-name check absorbs). Symlinks are reported by name like any file, never followed.
+ */
+export const nodeWatch = (wanted: (name: string) => boolean): OpenWatch => (dir, on) => Effect.gen(function*() {
+  const self = NPath.basename(dir)
+  const watcher = yield* Effect.acquireRelease(
+    Effect.try({
+      try: () => NFS.watch(dir, { persistent: true }, (_event, name) => {
+        if (name === null) return
+        if (wanted(name)) on.file(name)
+        // inotify's delete-self / move-self of the watched folder arrives named as the folder itself (so does a
+        // file of that name inside it: a needless but harmless re-arm)
+        if (name === self) on.lost("the watcher saw it deleted or moved")
+      }),
+      catch: asError
     }),
-    (watcher) => Effect.promise(() => watcher.close())
-  ).pipe(Effect.asVoid)
+    (w) => Effect.sync(() => w.close())
+  )
+  watcher.on("error", (err) => on.error(asError(err).message))
+  const names = yield* Effect.tryPromise({ try: () => NFS.promises.readdir(dir), catch: asError })
+  for (const name of names) if (wanted(name)) on.file(name)
+})
 
 type Signal = { readonly why: string; readonly force: boolean }
 
