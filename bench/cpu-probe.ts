@@ -72,6 +72,7 @@ try {
   const probe = recorder(daemon.child.pid!)
   if (probe !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
   const a = stat(daemon.child.pid!)
+  const out0 = daemon.stdoutBytes()
   const t0 = performance.now()
   await daemon.orDied(run(n, "probe"))
   const seconds = (performance.now() - t0) / 1000
@@ -83,7 +84,7 @@ try {
   const per = (x: number) => `${((x * 1000) / n).toFixed(2)} ms`
   console.log(`${n} tasks in ${seconds.toFixed(1)} s; CPU per task ${per(b.user - a.user + b.sys - a.sys + b.server - a.server)}: daemon ${per(b.user - a.user + b.sys - a.sys)} ` +
     `(user ${per(b.user - a.user)}, sys ${per(b.sys - a.sys)}), wake server ${per(b.server - a.server)}; minor faults ${((b.minflt - a.minflt) / n).toFixed(0)}; ` +
-    `children ${per(b.childUser - a.childUser + b.childSys - a.childSys)}; load ${NOS.loadavg()[0]!.toFixed(2)}`)
+    `children ${per(b.childUser - a.childUser + b.childSys - a.childSys)}; stdout ${((daemon.stdoutBytes() - out0) / n).toFixed(0)} B/task; load ${NOS.loadavg()[0]!.toFixed(2)}`)
   await daemon.stop()
 } finally {
   await hub.close()
