@@ -10,10 +10,10 @@
  * It does not decide what an event means for a task; TaskFlow does.
  */
 import { Clock, Context, Effect, FiberMap, FileSystem, Layer, Option, Path, Queue, Ref, Schema, Stream } from "effect"
-import * as NFS from "node:fs"
 import { type AgentEvent, classifyFile, judgeResult, taskFileNames, verdictEvent } from "../domain/AgentFiles.ts"
 import { ensureDirectory, writeAtomic } from "../platform/atomicWrite.ts"
 import { describeOsError, osErrorCode } from "../platform/osError.ts"
+import { readTextOrEmpty, unlinkIfThere } from "../platform/quickFs.ts"
 import { Health } from "./Health.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 import { makeAgentFileReader, SETTLE_MS } from "./watcher/AgentFileReader.ts"
@@ -70,7 +70,7 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
 
     const events = yield* Queue.unbounded<AgentEvent>()
     const at = (name: string) => path.join(dir, name)
-    const reader = makeAgentFileReader({ fs, at, maxResultBytes: config.maxResultBytes, emit: (event) => Queue.offer(events, event).pipe(Effect.asVoid) })
+    const reader = makeAgentFileReader({ at, maxResultBytes: config.maxResultBytes, emit: (event) => Queue.offer(events, event).pipe(Effect.asVoid) })
 
     // One fiber per file name; a newer event for the same file restarts its check (a writer still writing).
     const checks = yield* FiberMap.make<string>()
@@ -129,7 +129,7 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
         const started = Option.isSome(yield* reader.regularFile(at(n.startedFile)))
         const file = yield* reader.regularFile(at(n.resultFile))
         if (Option.isNone(file) || file.value.size > config.maxResultBytes) return { started, result: Option.none() }
-        const event = verdictEvent(taskId, judgeResult(yield* fs.readFileString(at(n.resultFile)).pipe(Effect.orElseSucceed(() => ""))))
+        const event = verdictEvent(taskId, judgeResult(readTextOrEmpty(at(n.resultFile))))
         // an unusable file is left to `rescan`, whose settle logic tells a slow writer from a broken file
         return { started: started || event._tag !== "Invalid", result: event._tag === "Invalid" ? Option.none() : Option.some(event) }
       }),
@@ -170,10 +170,11 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
 
 /**
  * Removes one file, a missing one being fine. Not `FileSystem.remove` (Node's `rm`), which `lstat`s every path
- * twice before unlinking it: 8 of the 13 `stat`s a task cost, each a trip through libuv's thread pool.
+ * twice before unlinking it (8 of the 13 `stat`s a task cost), and synchronous (quickFs.ts).
  */
-const unlink = (file: string) => Effect.callback<void, NodeJS.ErrnoException>((resume) => {
-  NFS.unlink(file, (err) => { resume(err === null || err.code === "ENOENT" ? Effect.void : Effect.fail(err)) })
+const unlink = (file: string) => Effect.suspend(() => {
+  const error = unlinkIfThere(file)
+  return error === undefined ? Effect.void : Effect.fail(error)
 })
 
 /** For tests: drive an in-memory ResultWatcher and see what it was asked to write. */

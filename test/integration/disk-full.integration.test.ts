@@ -43,7 +43,8 @@ describe("a full disk under queue.json", () => {
     assert.strictEqual(spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", state]).status, 0)
     yield* Effect.addFinalizer(() => Effect.sync(() => spawnSync("umount", ["-l", state])))
     const wake = script(dir, "wake.sh", `cd "$RESULTS_DIR"; echo s > .s && mv .s "$STARTED_FILE"
-(while [ ! -e "${dir}/go-$TASK_ID" ]; do sleep 0.05; done; printf '{"status":"success","output":"kept"}' > .r && mv .r "$RESULT_FILE") >/dev/null 2>&1 &`)
+(while [ -d "${dir}" ] && [ ! -e "${dir}/go-$TASK_ID" ]; do sleep 0.05; done; [ -e "${dir}/go-$TASK_ID" ] || exit 0
+printf '{"status":"success","output":"kept"}' > .r && mv .r "$RESULT_FILE") >/dev/null 2>&1 &`)
     const port = yield* Effect.promise(freePort)
     const config = writeConfig(dir, {
       hub_url: hub.url, wake_command: [wake], results_dir: `${dir}/results`, queue_path: `${state}/queue.json`,

@@ -7,8 +7,9 @@
  * file is never misjudged. Symlinks are never followed: a planted `<id>.json -> /etc/passwd` is an invalid
  * result, not a read of `/etc/passwd`.
  */
-import { Effect, FileSystem, Option } from "effect"
+import { Effect, Option } from "effect"
 import { type AgentEvent, classifyFile, judgeResult, parseProgress, verdictEvent } from "../../domain/AgentFiles.ts"
+import { lookAt, readTextOrEmpty } from "../../platform/quickFs.ts"
 
 export const SETTLE_MS = 300
 
@@ -20,18 +21,15 @@ export interface AgentFileReader {
 }
 
 export const makeAgentFileReader = (options: {
-  readonly fs: FileSystem.FileSystem
   readonly at: (name: string) => string
   readonly maxResultBytes: number
   readonly emit: (event: AgentEvent) => Effect.Effect<void>
 }): AgentFileReader => {
-  const { fs, at, maxResultBytes, emit } = options
+  const { at, maxResultBytes, emit } = options
 
-  /** What `lstat` says of a file: its kind, and for a regular file its size and mtime. */
-  const look = (file: string) => fs.lstat(file).pipe(
-    Effect.map((info) => ({ kind: info.type, size: Number(info.size), mtime: Option.getOrElse(info.mtime, () => new Date(0)).getTime() })),
-    Effect.orElseSucceed(() => ({ kind: "missing" as const, size: 0, mtime: 0 }))
-  )
+  /** What `lstat` says of a file: its kind, and for a regular file its size and mtime (synchronous: quickFs.ts). */
+  const look = (file: string) => Effect.sync(() => lookAt(file))
+  const readText = (file: string) => Effect.sync(() => readTextOrEmpty(file))
 
   const regularFile = (file: string) => Effect.map(look(file), (f) => f.kind === "File" ? Option.some({ size: f.size, mtime: f.mtime }) : Option.none())
 
@@ -43,7 +41,7 @@ export const makeAgentFileReader = (options: {
       if (before.kind === "missing") return
       if (before.kind !== "File") return yield* invalid(`${taskId}.json is not a regular file (${before.kind})`)
       if (before.size > maxResultBytes) return yield* invalid(`${before.size} bytes is over max_result_bytes (${maxResultBytes})`)
-      const text = yield* fs.readFileString(file).pipe(Effect.orElseSucceed(() => ""))
+      const text = yield* readText(file)
       const verdict = judgeResult(text)
       if (verdict.outcome !== "unparseable") return yield* emit(verdictEvent(taskId, verdict))
       // Maybe still being written: judge only once it has stopped changing.
@@ -63,7 +61,7 @@ export const makeAgentFileReader = (options: {
       case "progress":
         return Effect.gen(function*() {
           if (Option.isNone(yield* regularFile(full))) return
-          const text = yield* fs.readFileString(full).pipe(Effect.orElseSucceed(() => ""))
+          const text = yield* readText(full)
           yield* emit({ _tag: "Progress", taskId: file.taskId, ...parseProgress(text.slice(0, 65536)) })
         })
       case "result":

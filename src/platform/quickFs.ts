@@ -1,0 +1,55 @@
+/**
+ * Small file operations on the sidecar's own local folders (`results_dir`), as synchronous calls (issue 14). Each is
+ * a syscall of a few microseconds on a local file system, where Effect's FileSystem (like every async node:fs call)
+ * makes a round trip through libuv's thread pool: futex wake-ups on both sides, an eventfd write and an epoll
+ * wake-up, which cost more CPU than the operation. A task made about a dozen of them (an lstat per file event, four
+ * for reading the result, five for the clean-up). Only what can wait on the disk (fsync) stays asynchronous.
+ */
+import type { FileSystem } from "effect"
+import * as NFS from "node:fs"
+
+export interface Look {
+  readonly kind: FileSystem.File.Type | "missing"
+  readonly size: number
+  readonly mtime: number
+}
+
+const kindOf = (stats: NFS.Stats): FileSystem.File.Type =>
+  stats.isFile() ? "File"
+  : stats.isDirectory() ? "Directory"
+  : stats.isSymbolicLink() ? "SymbolicLink"
+  : stats.isBlockDevice() ? "BlockDevice"
+  : stats.isCharacterDevice() ? "CharacterDevice"
+  : stats.isFIFO() ? "FIFO"
+  : stats.isSocket() ? "Socket"
+  : "Unknown"
+
+/** What `lstat` says of `file` (a symlink is never followed); "missing" when it cannot be looked at. */
+export const lookAt = (file: string): Look => {
+  try {
+    const stats = NFS.lstatSync(file, { throwIfNoEntry: false })
+    return stats === undefined ? { kind: "missing", size: 0, mtime: 0 } : { kind: kindOf(stats), size: stats.size, mtime: stats.mtimeMs }
+  } catch {
+    return { kind: "missing", size: 0, mtime: 0 }
+  }
+}
+
+/** The file's text, or "" when it cannot be read (gone meanwhile, permissions). */
+export const readTextOrEmpty = (file: string): string => {
+  try {
+    return NFS.readFileSync(file, "utf8")
+  } catch {
+    return ""
+  }
+}
+
+/** Removes `file`; a missing file is fine, any other failure is returned. */
+export const unlinkIfThere = (file: string): NodeJS.ErrnoException | undefined => {
+  try {
+    NFS.unlinkSync(file)
+    return undefined
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException
+    return e.code === "ENOENT" ? undefined : e
+  }
+}
