@@ -6,7 +6,7 @@
  * Wake loops live beside the watchers, not inside them: when the agent's result ends a task mid-wake, the
  * command's current attempt may finish and be reported; cancel and shutdown still interrupt (and kill) it.
  */
-import { Clock, Effect, FiberMap, Ref, Schema, Stream, SubscriptionRef } from "effect"
+import { Clock, Effect, FiberMap, Ref, Schema, SubscriptionRef } from "effect"
 import type { Input } from "../../domain/flow/Messages.ts"
 import type { Model } from "../../domain/flow/Model.ts"
 import { findTask } from "../../domain/QueueOps.ts"
@@ -74,12 +74,13 @@ export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, wa
     if (result.failure._tag === "WakeAttemptFailed") yield* submit({ _tag: "WakeExhausted", taskId: id, attempts: yield* Ref.get(attempts) })
   }).pipe(Effect.annotateLogs({ task_id: id }))
 
-  /** Waits for `.started` (the task leaving `waking_confirmation`) at most `confirmation_timeout_ms`. */
-  const confirm = (id: string) => SubscriptionRef.changes(model).pipe(
-    Stream.filter((m) => findTask(m.queue, id)?.status !== "waking_confirmation"),
-    Stream.runHead,
-    Effect.timeout(config.confirmationTimeoutMs),
-    Effect.catchTag("TimeoutError", () => submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "confirmation_timeout" } }))
+  /**
+   * The confirmation clock: `confirmation_timeout_ms` after the wake, unless the decider replaces this watch first
+   * (`.started` starts the work clock) or drops it (the task ended). A timeout that lost a race is ignored by the
+   * decider, which checks the task is still `waking_confirmation`: so no subscription to every model change.
+   */
+  const confirm = (id: string) => Effect.sleep(config.confirmationTimeoutMs).pipe(
+    Effect.andThen(submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "confirmation_timeout" } }))
   )
 
   /** `working` until the result ends it (the decider stops this) or a clock does; a minute's silence is broken. */
