@@ -8,6 +8,7 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { defaultSettings } from "../../src/domain/Config.ts"
+import { wakeServerPids } from "../../bench/memory.ts"
 import { PlatformLayer } from "../../src/layers/Platform.ts"
 import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 import { Waker } from "../../src/services/Waker.ts"
@@ -153,20 +154,8 @@ describe("ForkServer", () => {
   })
 })
 
-/** The fork server's shell among this process's children. */
-const serverPids = (): Array<number> => NFS.readdirSync(`/proc/${process.pid}/task`).flatMap((tid) => {
-  try {
-    return NFS.readFileSync(`/proc/${process.pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter((p) => p !== "").map(Number)
-  } catch {
-    return []
-  }
-}).filter((pid) => {
-  try {
-    return NFS.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("agent-sidecar-wake-server")
-  } catch {
-    return false
-  }
-})
+/** The fork server's shell among this process's children (the bench's own lookup). */
+const serverPids = () => wakeServerPids(process.pid)
 
 describe("ForkServer when its shell dies", () => {
   it.live("says it is unavailable until it has started a new shell, which then works", () => {
