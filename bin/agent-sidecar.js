@@ -7,6 +7,7 @@
 // Builtins through process.getBuiltinModule: an ESM import of one builds its whole namespace (see rolldown.config.mjs).
 const { existsSync, readdirSync, statSync } = process.getBuiltinModule("node:fs")
 const { enableCompileCache } = process.getBuiltinModule("node:module")
+const { tmpdir } = process.getBuiltinModule("node:os")
 const { fileURLToPath } = process.getBuiltinModule("node:url")
 const { setFlagsFromString } = process.getBuiltinModule("node:v8")
 
@@ -45,8 +46,12 @@ const useBundle = installed || (process.env.AGENT_SIDECAR_FROM_SOURCE !== "1" &&
 // NODE_COMPILE_CACHE names a folder; NODE_DISABLE_COMPILE_CACHE=1 turns it off; a folder it cannot write is
 // skipped). A start then reads compiled code instead of parsing the 1.3 MB bundle: the parser's memory, freed but
 // kept in the malloc heap for the process's life, is not spent (idle RSS -2 MB), and start-up is faster. The cache
-// is written when a process exits, so the first start fills it.
-if (useBundle) enableCompileCache()
+// is written when a process exits, so the first start fills it. Only into a temp folder that exists: Node 24's
+// enableCompileCache() spins forever making a folder whose parent cannot be made (TMPDIR=/proc/x), where it should fail.
+const tmp = tmpdir()
+if (useBundle && process.env.NODE_COMPILE_CACHE === undefined && statSync(tmp, { throwIfNoEntry: false })?.isDirectory() === true) {
+  enableCompileCache()
+}
 
 const { runCli } = await import(useBundle ? bundle.href : new URL("src/bin.ts", root).href)
 runCli()
