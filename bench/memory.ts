@@ -125,11 +125,19 @@ export const badFrame = (i: number): string => {
   }
 }
 
-/** RSS of a bare `node` process (an empty timer loop), after `settleMs`: the floor for any Node daemon. */
-export const bareNodeRss = async (settleMs: number): Promise<number> => {
-  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" })
+/**
+ * RSS of a bare `node` process (an empty timer loop), after `settleMs`: the floor for any Node daemon. `withHook`:
+ * the same process carrying what the bench puts into every daemon it measures (the memory hook preloaded, the IPC
+ * channel, one sample taken through them, as `sample` does), which costs about 3 MB by itself: the fair floor to
+ * compare a measured daemon with.
+ */
+export const bareNodeRss = async (settleMs: number, withHook: boolean): Promise<number> => {
+  const child = withHook
+    ? spawn(process.execPath, ["--import", HOOK, "-e", "setInterval(() => {}, 1000)"], { stdio: ["ignore", "ignore", "ignore", "ipc"] })
+    : spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" })
   try {
     await sleep(settleMs)
+    if (withHook) await hookSample(child, false)
     return procSample(child.pid!).rss
   } finally {
     child.kill("SIGKILL")

@@ -3,12 +3,9 @@
  * figures) and logs go to `OTEL_EXPORTER_OTLP_ENDPOINT` over OTLP/HTTP (JSON), configured by the standard
  * `OTEL_*` variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`,
  * `OTEL_{TRACES,METRICS,LOGS}_EXPORTER`, `OTEL_SDK_DISABLED`, …). Without an endpoint nothing is installed:
- * no exporter, no cost.
+ * no exporter, no cost, and the exporters' modules (OTLP, the HTTP client) are not even loaded (issue 14).
  */
-import { ConfigProvider, Layer } from "effect"
-import { FetchHttpClient } from "effect/http"
-import { Otlp, OtlpSerialization } from "effect/observability"
-import { VERSION } from "../version.ts"
+import { Effect, Layer } from "effect"
 
 /** The OpenTelemetry specification's defaults that Effect's reader leaves empty (no exporter unless named). */
 const SPEC_DEFAULTS: Readonly<Record<string, string>> = {
@@ -22,9 +19,6 @@ export const TelemetryLayer = (env: Readonly<Record<string, string | undefined>>
   if (endpoint === undefined || endpoint === "" || env["OTEL_SDK_DISABLED"] === "true") return Layer.empty
   const vars: Record<string, string> = { ...SPEC_DEFAULTS }
   for (const [k, v] of Object.entries(env)) if (v !== undefined) vars[k] = v
-  return Otlp.layerFromConfig({
-    resource: { serviceName: env["OTEL_SERVICE_NAME"] ?? "agent-sidecar", serviceVersion: VERSION },
-    // our own loggers (stdout, the log file) keep running beside the OTLP one
-    loggerMergeWithExisting: true
-  }).pipe(Layer.provide([FetchHttpClient.layer, OtlpSerialization.layerJson, ConfigProvider.layer(ConfigProvider.fromEnv({ env: vars }))]))
+  const serviceName = env["OTEL_SERVICE_NAME"] ?? "agent-sidecar"
+  return Layer.unwrap(Effect.map(Effect.promise(() => import("./telemetry/otlp.ts")), (m) => m.otlpLayer(serviceName, vars)))
 }
