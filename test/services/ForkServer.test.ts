@@ -174,6 +174,22 @@ describe("ForkServer when its shell dies", () => {
   })
 })
 
+/** Children of `pid` that have ended and wait to be reaped. */
+const zombiesUnder = (pid: number) => NFS.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)
+  .filter((child) => child !== "" && !alive(Number(child)) && NFS.existsSync(`/proc/${child}`)).length
+
+describe("ForkServer reaping", () => {
+  it.live("leaves no zombie subshells after a burst of commands", () => {
+    return withServer((server) => Effect.gen(function*() {
+      yield* Effect.forEach([1, 2, 3, 4], () => Effect.scoped(Effect.flatMap(server.launch(sh("true"), KILL), (l) => l.exit)), { concurrency: 4 })
+      yield* Effect.sleep(300)
+      const [shell] = serverPids()
+      assert.isDefined(shell)
+      assert.strictEqual(zombiesUnder(shell!), 0)
+    }))
+  })
+})
+
 describe("Waker through the fork server", () => {
   it.live("runs wake commands from the server's shell, not from the daemon", () => {
     const dir = tempDir("fork-server-waker-")

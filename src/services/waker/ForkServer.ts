@@ -53,6 +53,7 @@ interface Connection {
 /** How long a launch waits for the server's `P` line: a healthy server answers in milliseconds. */
 const START_TIMEOUT_MS = 5000
 const encoder = new TextEncoder()
+const NUDGE = encoder.encode("\n")
 
 /** The first of `names` found as an executable in the usual system folders or on PATH. */
 const findTool = (name: string): string | undefined => {
@@ -110,9 +111,11 @@ export const makeForkServer = Effect.gen(function*() {
       Deferred.fail(w.exited, new ForkServerUnavailable({ reason }))
     ]), { discard: true })
 
-  const onLine = (line: string) => Effect.gen(function*() {
+  const onLine = (line: string, input: Queue.Queue<Uint8Array, Cause.Done>) => Effect.gen(function*() {
     const parsed = parseServerLine(line)
     if (parsed._tag === "Other") return yield* Effect.logWarning(`wake server: ${line}`)
+    // an ended command's subshell is a zombie until the server runs `jobs`: an empty line asks for just that
+    if (parsed._tag === "Exited") yield* Queue.offer(input, NUDGE)
     const w = waiting.get(parsed.id)
     if (w === undefined) return
     if (parsed._tag === "Started") yield* Deferred.succeed(w.started, parsed.pid)
@@ -127,7 +130,7 @@ export const makeForkServer = Effect.gen(function*() {
     })
     yield* handle.stderr.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach((l) => Effect.logWarning(`wake server: ${l}`)),
       Effect.ignore, Effect.forkScoped)
-    const lines = yield* handle.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach(onLine), Effect.ignore, Effect.forkScoped)
+    const lines = yield* handle.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach((line) => onLine(line, input)), Effect.ignore, Effect.forkScoped)
     // Closing its stdin ends the server's loop by itself, before the spawner's kill would be needed.
     yield* Effect.addFinalizer(() => Queue.end(input))
     yield* Ref.set(connection, Option.some({ input }))
