@@ -14,9 +14,14 @@ const SPEC_DEFAULTS: Readonly<Record<string, string>> = {
   OTEL_LOGS_EXPORTER: "otlp"
 }
 
-export const TelemetryLayer = (env: Readonly<Record<string, string | undefined>> = process.env) => {
+/** Whether OTLP export is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` set, the SDK not disabled). */
+export const exporting = (env: Readonly<Record<string, string | undefined>> = process.env): boolean => {
   const endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-  if (endpoint === undefined || endpoint === "" || env["OTEL_SDK_DISABLED"] === "true") return Layer.empty
+  return endpoint !== undefined && endpoint !== "" && env["OTEL_SDK_DISABLED"] !== "true"
+}
+
+export const TelemetryLayer = (env: Readonly<Record<string, string | undefined>> = process.env) => {
+  if (!exporting(env)) return Layer.empty
   const vars: Record<string, string> = { ...SPEC_DEFAULTS }
   for (const [k, v] of Object.entries(env)) if (v !== undefined) vars[k] = v
   const serviceName = env["OTEL_SERVICE_NAME"] ?? "agent-sidecar"
