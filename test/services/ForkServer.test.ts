@@ -12,7 +12,7 @@ import { wakeServerPids } from "../../bench/memory.ts"
 import { PlatformLayer } from "../../src/layers/Platform.ts"
 import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 import { Waker } from "../../src/services/Waker.ts"
-import { type ForkServer, makeForkServer } from "../../src/services/waker/ForkServer.ts"
+import { type ForkServer, makeForkServer, withdraw } from "../../src/services/waker/ForkServer.ts"
 import { type LaunchSpec, parseServerLine, requestSource, shQuote, unsupported } from "../../src/services/waker/launchScript.ts"
 import * as NOS from "node:os"
 
@@ -64,6 +64,20 @@ describe("launchScript", () => {
     assert.strictEqual(unsupported({ ...sh("true"), command: "-x" }), "command name")
     assert.strictEqual(unsupported({ ...sh("true"), env: { "-u": "x" } }), "variable name")
     assert.strictEqual(unsupported({ ...sh("true"), env: { "": "x" } }), "variable name")
+  })
+})
+
+describe("withdraw", () => {
+  it("withdraws a request the server has not taken (it can never run) and reports one it has taken", () => {
+    const dir = tempDir("fork-server-withdraw-")
+    const req = NPath.join(dir, "1.req")
+    const taken = NPath.join(dir, "1.taken")
+    NFS.writeFileSync(req, "__launch ...")
+    assert.strictEqual(withdraw(req, taken), "withdrawn")
+    assert.isFalse(NFS.existsSync(req), "a server that takes it now finds no file and skips it")
+    NFS.writeFileSync(req, "__launch ...")
+    NFS.writeFileSync(taken, "")
+    assert.strictEqual(withdraw(req, taken), "taken")
   })
 })
 

@@ -54,6 +54,7 @@ interface Connection {
 const START_TIMEOUT_MS = 5000
 const encoder = new TextEncoder()
 const NUDGE = encoder.encode("\n")
+const REAP_AFTER_MS = 50
 
 /** The first of `names` found as an executable in the usual system folders or on PATH. */
 const findTool = (name: string): string | undefined => {
@@ -111,11 +112,12 @@ export const makeForkServer = Effect.gen(function*() {
       Deferred.fail(w.exited, new ForkServerUnavailable({ reason }))
     ]), { discard: true })
 
-  const onLine = (line: string, input: Queue.Queue<Uint8Array, Cause.Done>) => Effect.gen(function*() {
+  const onLine = (line: string, input: Queue.Queue<Uint8Array, Cause.Done>, scope: Scope.Scope) => Effect.gen(function*() {
     const parsed = parseServerLine(line)
     if (parsed._tag === "Other") return yield* Effect.logWarning(`wake server: ${line}`)
-    // an ended command's subshell is a zombie until the server runs `jobs`: an empty line asks for just that
-    if (parsed._tag === "Exited") yield* Queue.offer(input, NUDGE)
+    // An ended command's subshell is a zombie until the server runs `jobs`: an empty line asks for just that, a
+    // moment later, since the subshell exits just after writing its `X` line.
+    if (parsed._tag === "Exited") yield* Effect.sleep(REAP_AFTER_MS).pipe(Effect.andThen(Queue.offer(input, NUDGE)), Effect.forkIn(scope))
     const w = waiting.get(parsed.id)
     if (w === undefined) return
     if (parsed._tag === "Started") yield* Deferred.succeed(w.started, parsed.pid)
@@ -130,7 +132,9 @@ export const makeForkServer = Effect.gen(function*() {
     })
     yield* handle.stderr.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach((l) => Effect.logWarning(`wake server: ${l}`)),
       Effect.ignore, Effect.forkScoped)
-    const lines = yield* handle.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach((line) => onLine(line, input)), Effect.ignore, Effect.forkScoped)
+    const scope = yield* Effect.scope
+    const lines = yield* handle.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.runForEach((line) => onLine(line, input, scope)),
+      Effect.ignore, Effect.forkScoped)
     // Closing its stdin ends the server's loop by itself, before the spawner's kill would be needed.
     yield* Effect.addFinalizer(() => Queue.end(input))
     yield* Ref.set(connection, Option.some({ input }))
@@ -158,6 +162,7 @@ export const makeForkServer = Effect.gen(function*() {
     const id = nextId++
     const requestFile = NPath.join(dir, `${id}.req`)
     const errFile = NPath.join(dir, `${id}.err`)
+    const takenFile = NPath.join(dir, `${id}.taken`)
     const w: Waiting = {
       started: yield* Deferred.make<number, ForkServerUnavailable>(),
       exited: yield* Deferred.make<number, ForkServerUnavailable>()
@@ -173,6 +178,7 @@ export const makeForkServer = Effect.gen(function*() {
       waiting.delete(id)
       removeQuietly(requestFile)
       removeQuietly(errFile)
+      removeQuietly(takenFile)
     }))
     const unavailable = (reason: string) => new ForkServerUnavailable({ reason })
     yield* Effect.try({
@@ -183,10 +189,11 @@ export const makeForkServer = Effect.gen(function*() {
     yield* Queue.offer(conn.value.input, encoder.encode(`${id}\n`))
     const startedPid = yield* Deferred.await(w.started).pipe(
       Effect.timeoutOrElse({ duration: START_TIMEOUT_MS, orElse: () => Effect.fail(unavailable("the wake server did not answer")) }),
-      // Withdraw the request: if its file was still there the server never read it, so running it elsewhere is safe.
-      Effect.catchTag("ForkServerUnavailable", (e): Effect.Effect<never, ForkServerUnavailable | ForkServerLost> => removeQuietly(requestFile)
-        ? Effect.fail(e)
-        : Effect.fail(new ForkServerLost({ reason: `${e.reason} after reading the request` }))))
+      // Withdraw the request: one the server had not taken is safe to run elsewhere; a taken one may be running.
+      Effect.catchTag("ForkServerUnavailable", (e): Effect.Effect<never, ForkServerUnavailable | ForkServerLost> =>
+        withdraw(requestFile, takenFile) === "withdrawn"
+          ? Effect.fail(e)
+          : Effect.fail(new ForkServerLost({ reason: `${e.reason} after taking the request` }))))
     pid = startedPid
     const started: Launched = {
       pid: startedPid,
@@ -202,6 +209,15 @@ export const makeForkServer = Effect.gen(function*() {
 
 // The request and stderr files are the server's private scratch files of a few KB, never fsynced: plain synchronous
 // calls cost microseconds, where each async call is a round trip through libuv's thread pool (about 9 per wake).
+
+/**
+ * Takes back a request the server has not answered. The request file goes first, then the taken mark is looked at:
+ * a server that marks it after that finds no file and skips it, so "withdrawn" means it can never run.
+ */
+export const withdraw = (requestFile: string, takenFile: string): "withdrawn" | "taken" => {
+  removeQuietly(requestFile)
+  return NFS.existsSync(takenFile) ? "taken" : "withdrawn"
+}
 
 /** Removes `file`; false when it was not there (or could not be removed). */
 const removeQuietly = (file: string): boolean => {

@@ -17,8 +17,10 @@ export const shQuote = (value: string): string => `'${value.replaceAll("'", "'\\
 /**
  * The server: `$1` setsid, `$2` env, `$3` the request folder. The command runs in a background subshell that waits
  * for it and reports its status; `jobs` after every line reaps the subshells that have ended (dash keeps finished
- * background jobs as zombies until asked), and an empty line asks for just that. A request file that is gone (the
- * sidecar gave up waiting and withdrew it) is skipped: `.` of a missing file would end the server. The loop ends when the sidecar
+ * background jobs as zombies until asked), and an empty line asks for just that. Before reading request `<id>` the server
+ * marks it taken (`<id>.taken`, by a redirection: no fork), so a sidecar that gives up waiting can tell a request it
+ * may run elsewhere (withdrawn before it was taken) from one that may have started. A withdrawn request is skipped
+ * (`.` of a missing file would end the server). The loop ends when the sidecar
  * closes the server's stdin.
  */
 export const SERVER_SCRIPT = `
@@ -37,7 +39,7 @@ while IFS= read -r __req; do
   case $__req in
     '') ;;
     *[!0-9]*) echo "E bad request line" ;;
-    *) if [ -r "$__dir/$__req.req" ]; then . "$__dir/$__req.req"; fi ;;
+    *) if true >"$__dir/$__req.taken" && [ -r "$__dir/$__req.req" ]; then . "$__dir/$__req.req"; fi ;;
   esac
   jobs >/dev/null
 done
