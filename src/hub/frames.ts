@@ -195,14 +195,19 @@ const refusal = (t: HubTask | undefined, generation: number): "not_found" | "inv
     : t.generation !== generation ? "stale_generation"
     : undefined
 
-/** socket.ex `task_complete` → task_queue.ex `complete_task`. */
-const complete = (tx: Tx, conn: number, agentId: string, taskId: string, t: HubTask | undefined, msg: JsonObject): void => {
+/** Answers a report task_queue.ex refuses (logged on the task, `error` frame to the sidecar); true when refused. */
+const refuseReport = (tx: Tx, conn: number, agentId: string, t: HubTask | undefined, msg: JsonObject, type: string, errorPrefix: string): boolean => {
   const generation = int(msg, "generation") ?? 0
   const why = refusal(t, generation)
-  if (why !== undefined || t === undefined) {
-    if (t !== undefined) tx.update(t, {}, "report_refused", `task_complete (generation ${generation}) from ${agentId}: ${why}`)
-    return tx.send(conn, { type: "error", error: `task_complete_failed: ${why}` })
-  }
+  if (why === undefined && t !== undefined) return false
+  if (t !== undefined) tx.update(t, {}, "report_refused", `${type} (generation ${generation}) from ${agentId}: ${why}`)
+  tx.send(conn, { type: "error", error: `${errorPrefix}: ${why}` })
+  return true
+}
+
+/** socket.ex `task_complete` → task_queue.ex `complete_task`. */
+const complete = (tx: Tx, conn: number, agentId: string, taskId: string, t: HubTask | undefined, msg: JsonObject): void => {
+  if (refuseReport(tx, conn, agentId, t, msg, "task_complete", "task_complete_failed") || t === undefined) return
   const result = isJsonObject(msg["result"]) ? msg["result"] : {}
   const history = msg["verification_history"]
   tx.update(t, {
@@ -220,12 +225,7 @@ const complete = (tx: Tx, conn: number, agentId: string, taskId: string, t: HubT
 /** socket.ex `task_failed` → task_queue.ex `fail_task`: retried (back to the queue, new generation) until
  *  `max_retries` failures, then dead-lettered. */
 const fail = (tx: Tx, conn: number, agentId: string, taskId: string, t: HubTask | undefined, msg: JsonObject): void => {
-  const generation = int(msg, "generation") ?? 0
-  const why = refusal(t, generation)
-  if (why !== undefined || t === undefined) {
-    if (t !== undefined) tx.update(t, {}, "report_refused", `task_failed (generation ${generation}) from ${agentId}: ${why}`)
-    return tx.send(conn, { type: "error", error: `task_fail_failed: ${why}` })
-  }
+  if (refuseReport(tx, conn, agentId, t, msg, "task_failed", "task_fail_failed") || t === undefined) return
   const error = str(msg, "error") ?? str(msg, "reason") ?? "unknown"
   const retryCount = t.retry_count + 1
   if (retryCount >= t.max_retries) {
