@@ -7,6 +7,7 @@
 import { Effect, FileSystem, PlatformError } from "effect"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
+import { unlinkIfThere } from "./quickFs.ts"
 
 export const FILE_MODE = 0o600
 export const DIR_MODE = 0o700
@@ -38,13 +39,6 @@ const fsync = (fd: number, path: string) => Effect.callback<void, PlatformError.
   NFS.fsync(fd, (error) => resume(error === null ? Effect.void : Effect.fail(toPlatformError("sync", path)(error))))
 })
 
-const removeQuietly = (path: string) => Effect.sync(() => {
-  try {
-    NFS.unlinkSync(path)
-  } catch {
-    // already gone, or the folder is: nothing left to tidy
-  }
-})
 
 /** Opens a folder for `directoryFd` (fsync without opening it each time); closed with the scope. */
 export const openDirectory = (dir: string) =>
@@ -71,7 +65,7 @@ export const writeAtomic = Effect.fnUntraced(function*(file: string, data: strin
   }).pipe(
     Effect.ensuring(Effect.sync(() => NFS.closeSync(fd))),
     Effect.andThen(attempt("rename", tmp, () => NFS.renameSync(tmp, file))),
-    Effect.onError(() => removeQuietly(tmp))
+    Effect.onError(() => Effect.sync(() => unlinkIfThere(tmp)))
   )
   if (!sync) return
   if (options?.directoryFd !== undefined) return yield* fsync(options.directoryFd, dir)

@@ -3,7 +3,8 @@
  * a syscall of a few microseconds on a local file system, where Effect's FileSystem (like every async node:fs call)
  * makes a round trip through libuv's thread pool: futex wake-ups on both sides, an eventfd write and an epoll
  * wake-up, which cost more CPU than the operation. A task made about a dozen of them (an lstat per file event, four
- * for reading the result, five for the clean-up). Only what can wait on the disk (fsync) stays asynchronous.
+ * for reading the result, five for the clean-up), and as many for the wake server's scratch files and the quick
+ * steps of a save. Only what can wait on the disk (fsync) stays asynchronous.
  */
 import type { FileSystem } from "effect"
 import * as NFS from "node:fs"
@@ -43,7 +44,25 @@ export const readTextOrEmpty = (file: string): string => {
   }
 }
 
-/** Removes `file`; a missing file is fine, any other failure is returned. */
+/** The file's last `bytes` bytes as text; "" when it is empty or cannot be read. */
+export const readTailOrEmpty = (file: string, bytes: number): string => {
+  let fd: number | undefined
+  try {
+    fd = NFS.openSync(file, "r")
+    const size = NFS.fstatSync(fd).size
+    const length = Math.min(size, bytes)
+    if (length === 0) return ""
+    const buffer = Buffer.alloc(length)
+    const read = NFS.readSync(fd, buffer, 0, length, size - length)
+    return buffer.toString("utf8", 0, read)
+  } catch {
+    return ""
+  } finally {
+    if (fd !== undefined) NFS.closeSync(fd)
+  }
+}
+
+/** Removes `file`; a missing file is fine, any other failure is returned (callers tidying up may ignore it). */
 export const unlinkIfThere = (file: string): NodeJS.ErrnoException | undefined => {
   try {
     NFS.unlinkSync(file)

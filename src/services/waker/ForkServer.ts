@@ -9,6 +9,7 @@ import { Cause, Deferred, Effect, Fiber, FileSystem, Option, Queue, Ref, Schedul
 import { ChildProcess } from "effect/process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
+import { readTailOrEmpty, unlinkIfThere } from "../../platform/quickFs.ts"
 import { type LaunchSpec, parseServerLine, requestSource, SERVER_SCRIPT, unsupported } from "./launchScript.ts"
 
 export class ForkServerUnavailable extends Schema.TaggedError<ForkServerUnavailable>()("ForkServerUnavailable", {
@@ -176,9 +177,7 @@ export const makeForkServer = Effect.gen(function*() {
         if (Option.isNone(ended)) yield* signalGroup(pid, "SIGKILL")
       }
       waiting.delete(id)
-      removeQuietly(requestFile)
-      removeQuietly(errFile)
-      removeQuietly(takenFile)
+      for (const file of [requestFile, errFile, takenFile]) unlinkIfThere(file)
     }))
     const unavailable = (reason: string) => new ForkServerUnavailable({ reason })
     yield* Effect.try({
@@ -198,7 +197,7 @@ export const makeForkServer = Effect.gen(function*() {
     const started: Launched = {
       pid: startedPid,
       exit: Deferred.await(w.exited),
-      stderrTail: (bytes) => Effect.sync(() => readTail(errFile, bytes)),
+      stderrTail: (bytes) => Effect.sync(() => readTailOrEmpty(errFile, bytes)),
       release: Effect.sync(() => { released = true })
     }
     return started
@@ -207,42 +206,14 @@ export const makeForkServer = Effect.gen(function*() {
   return { directory: dir, launch } satisfies ForkServer
 })
 
-// The request and stderr files are the server's private scratch files of a few KB, never fsynced: plain synchronous
-// calls cost microseconds, where each async call is a round trip through libuv's thread pool (about 9 per wake).
+// The request and stderr files are the server's private scratch files of a few KB, never fsynced: synchronous calls
+// (quickFs.ts) cost microseconds, where each async call is a round trip through libuv's thread pool (about 9 a wake).
 
 /**
  * Takes back a request the server has not answered. The request file goes first, then the taken mark is looked at:
  * a server that marks it after that finds no file and skips it, so "withdrawn" means it can never run.
  */
 export const withdraw = (requestFile: string, takenFile: string): "withdrawn" | "taken" => {
-  removeQuietly(requestFile)
+  unlinkIfThere(requestFile)
   return NFS.existsSync(takenFile) ? "taken" : "withdrawn"
-}
-
-/** Removes `file`; false when it was not there (or could not be removed). */
-const removeQuietly = (file: string): boolean => {
-  try {
-    NFS.unlinkSync(file)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The file's last `bytes` bytes as text; empty when it is empty or cannot be read. */
-const readTail = (file: string, bytes: number): string => {
-  let fd: number | undefined
-  try {
-    fd = NFS.openSync(file, "r")
-    const size = NFS.fstatSync(fd).size
-    if (size === 0) return ""
-    const length = Math.min(size, bytes)
-    const buffer = Buffer.alloc(length)
-    const read = NFS.readSync(fd, buffer, 0, length, size - length)
-    return buffer.toString("utf8", 0, read)
-  } catch {
-    return ""
-  } finally {
-    if (fd !== undefined) NFS.closeSync(fd)
-  }
 }
