@@ -1,7 +1,8 @@
 /**
- * The Waker's fork server (issue 14) with real processes: exact bytes through the shell protocol, exit statuses,
- * stderr tails, process-group kills on scope close, release, the request-file protocol, and that wakes really go
- * through it (the command's parent is the server's shell, not the daemon).
+ * The Waker's fork server (issue 14) with real processes and real time: exact bytes through the shell protocol,
+ * exit statuses, stderr tails, process-group kills on scope close, release, no leftover files or zombies, the
+ * server's death and restart, and that wakes really go through it (the command's parent is the server's shell,
+ * not the daemon). The protocol alone, without processes: test/services/launchScript.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
@@ -12,8 +13,8 @@ import { wakeServerPids } from "../../bench/memory.ts"
 import { PlatformLayer } from "../../src/layers/Platform.ts"
 import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 import { Waker } from "../../src/services/Waker.ts"
-import { type ForkServer, makeForkServer, withdraw } from "../../src/services/waker/ForkServer.ts"
-import { type LaunchSpec, parseServerLine, requestSource, shQuote, unsupported } from "../../src/services/waker/launchScript.ts"
+import { type ForkServer, makeForkServer } from "../../src/services/waker/ForkServer.ts"
+import type { LaunchSpec } from "../../src/services/waker/launchScript.ts"
 import * as NOS from "node:os"
 
 const tempDir = (prefix: string) => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), prefix))
@@ -48,38 +49,6 @@ const HOSTILE = [
   "'", "''", "'\\''", "\n", "$HOME ${PATH} $((1+1)) $0 $@ *", "-n", "--", "x=y", "ünïcödé ✓ 日本語", "", " lead and trail ",
   "x".repeat(70_000)
 ]
-
-describe("launchScript", () => {
-  it("quotes every byte literally and parses the server's lines", () => {
-    assert.strictEqual(shQuote("it's"), `'it'\\''s'`)
-    assert.deepStrictEqual(parseServerLine("P 12 345"), { _tag: "Started", id: 12, pid: 345 })
-    assert.deepStrictEqual(parseServerLine("X 12 143"), { _tag: "Exited", id: 12, status: 143 })
-    assert.deepStrictEqual(parseServerLine("X 12 1x"), { _tag: "Other", text: "X 12 1x" })
-    assert.include(requestSource(7, "/d/7.err", sh("true")), `__launch '7' '/d/7.err'`)
-  })
-
-  it("sends what env -i would misread through Node's spawn instead", () => {
-    assert.isUndefined(unsupported(sh("true")))
-    assert.strictEqual(unsupported({ ...sh("true"), command: "a=b" }), "command name")
-    assert.strictEqual(unsupported({ ...sh("true"), command: "-x" }), "command name")
-    assert.strictEqual(unsupported({ ...sh("true"), env: { "-u": "x" } }), "variable name")
-    assert.strictEqual(unsupported({ ...sh("true"), env: { "": "x" } }), "variable name")
-  })
-})
-
-describe("withdraw", () => {
-  it("withdraws a request the server has not taken (it can never run) and reports one it has taken", () => {
-    const dir = tempDir("fork-server-withdraw-")
-    const req = NPath.join(dir, "1.req")
-    const taken = NPath.join(dir, "1.taken")
-    NFS.writeFileSync(req, "__launch ...")
-    assert.strictEqual(withdraw(req, taken), "withdrawn")
-    assert.isFalse(NFS.existsSync(req), "a server that takes it now finds no file and skips it")
-    NFS.writeFileSync(req, "__launch ...")
-    NFS.writeFileSync(taken, "")
-    assert.strictEqual(withdraw(req, taken), "taken")
-  })
-})
 
 describe("ForkServer", () => {
   it.live("passes hostile values as exact bytes, in env and in argv, and never runs them", () => {

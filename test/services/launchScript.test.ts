@@ -1,0 +1,44 @@
+/**
+ * The wake server's protocol, without processes: quoting, what goes through Node's spawn instead, the server's
+ * lines, and taking back an unanswered request (issue 14). The server itself: test/integration/fork-server.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as NFS from "node:fs"
+import * as NOS from "node:os"
+import * as NPath from "node:path"
+import { withdraw } from "../../src/services/waker/ForkServer.ts"
+import { type LaunchSpec, parseServerLine, requestSource, shQuote, unsupported } from "../../src/services/waker/launchScript.ts"
+
+const sh = (script: string): LaunchSpec => ({ command: "/bin/sh", args: ["-c", script], env: { PATH: "/usr/bin:/bin" }, cwd: "/" })
+
+describe("launchScript", () => {
+  it("quotes every byte literally and parses the server's lines", () => {
+    assert.strictEqual(shQuote("it's"), `'it'\\''s'`)
+    assert.deepStrictEqual(parseServerLine("P 12 345"), { _tag: "Started", id: 12, pid: 345 })
+    assert.deepStrictEqual(parseServerLine("X 12 143"), { _tag: "Exited", id: 12, status: 143 })
+    assert.deepStrictEqual(parseServerLine("X 12 1x"), { _tag: "Other", text: "X 12 1x" })
+    assert.include(requestSource(7, "/d/7.err", sh("true")), `__launch '7' '/d/7.err'`)
+  })
+
+  it("sends what env -i would misread through Node's spawn instead", () => {
+    assert.isUndefined(unsupported(sh("true")))
+    assert.strictEqual(unsupported({ ...sh("true"), command: "a=b" }), "command name")
+    assert.strictEqual(unsupported({ ...sh("true"), command: "-x" }), "command name")
+    assert.strictEqual(unsupported({ ...sh("true"), env: { "-u": "x" } }), "variable name")
+    assert.strictEqual(unsupported({ ...sh("true"), env: { "": "x" } }), "variable name")
+  })
+})
+
+describe("withdraw", () => {
+  it("withdraws a request the server has not taken (it can never run) and reports one it has taken", () => {
+    const dir = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "fork-server-withdraw-"))
+    const req = NPath.join(dir, "1.req")
+    const taken = NPath.join(dir, "1.taken")
+    NFS.writeFileSync(req, "__launch ...")
+    assert.strictEqual(withdraw(req, taken), "withdrawn")
+    assert.isFalse(NFS.existsSync(req), "a server that takes it now finds no file and skips it")
+    NFS.writeFileSync(req, "__launch ...")
+    NFS.writeFileSync(taken, "")
+    assert.strictEqual(withdraw(req, taken), "taken")
+  })
+})
