@@ -19,13 +19,18 @@ export type { Decision } from "./flow/Tx.ts"
 /** Inputs whose changes need not be durable before their commands run, because recovery resumes the same way
  *  without them: a wake attempt starting or ending (accepted and waking both resume by waking; the wake that
  *  succeeded *is* saved at once), `.started` seen (recovery looks at the files: an agent that started is never
- *  woken again). The hub's terminal ack stays durable: a settled task must not come back after a crash. */
+ *  woken again), and the hub's acks (issue 14: only the accept and the report must be on disk before the next
+ *  step). A terminal ack not yet on disk at a crash leaves its report in the outbox: the next start sends it once
+ *  more, and the hub answers it as the duplicate it is (acked again, or `task_complete_failed`: dropped). */
 const lazy = (input: Input): boolean =>
   input._tag === "WakeAttemptStarted" || input._tag === "WakeAttemptEnded" ||
-  (input._tag === "Agent" && (input.event._tag === "Started" || input.event._tag === "Progress"))
+  (input._tag === "Agent" && (input.event._tag === "Started" || input.event._tag === "Progress")) ||
+  (input._tag === "Hub" && input.message.type === "task_ack")
 
 export const decide = (model: Model, input: Input, now: number, config: DeciderConfig): Decision => {
   const tx = new Tx(model, now, config)
+  // A decision that changes nothing of the queue has nothing of its own to make durable: it does not force out
+  // the lazy changes before it (a wake that ends after the agent has already started, say).
   tx.durable = !lazy(input)
   switch (input._tag) {
     case "Hub":
@@ -59,6 +64,7 @@ export const decide = (model: Model, input: Input, now: number, config: DeciderC
       operator(tx, input.op, input.taskId)
       break
     case "Flush":
+      tx.flush = true
       break
     case "Boot":
       // clocks do not survive a restart: a kept stale report gets the rest of its time again

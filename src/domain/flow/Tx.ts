@@ -14,7 +14,8 @@ export interface Decision {
   readonly model: Model
   readonly commands: ReadonlyArray<Command>
   /** false: what changed need not be on disk before the commands run (recovery resumes the same way from the
-   *  state before it); it rides along with the next durable save, or a flush shortly after. */
+   *  state before it); it rides along with the next durable save, or a flush shortly after. Never true for a
+   *  decision that leaves the queue as it was. */
   readonly durable: boolean
 }
 
@@ -24,7 +25,10 @@ export class Tx {
   readonly now: number
   readonly config: DeciderConfig
 
+  private readonly before: Model
+
   constructor(before: Model, now: number, config: DeciderConfig) {
+    this.before = before
     this.model = before
     this.now = now
     this.config = config
@@ -69,6 +73,12 @@ export class Tx {
   }
   reply(ok: boolean): void { this.commands.push({ _tag: "Reply", ok }) }
 
+  /** This input's own changes must be on disk before its commands run (see `lazy` in TaskDecider.ts). */
   durable = true
-  done(): Decision { return { model: this.model, commands: this.commands, durable: this.durable } }
+  /** Everything decided so far must be on disk now, changed by this input or not (a `Flush`). */
+  flush = false
+  done(): Decision {
+    const durable = this.flush || (this.durable && this.model.queue !== this.before.queue)
+    return { model: this.model, commands: this.commands, durable }
+  }
 }
