@@ -76,4 +76,24 @@ describe("logs", () => {
     daemon.process.kill("SIGTERM")
     assert.strictEqual(yield* daemon.exited, 0)
   }))
+
+  // stdout lines are written straight to fd 1 while the stream is empty (issue 14): a reader that goes away
+  // (EPIPE) must cost the lines on stdout, never the daemon or its log_file
+  it.live("stdout's reader goes away: the daemon keeps taking tasks, and log_file keeps every line", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub()
+    const dir = yield* tempDir
+    const config = writeConfig(dir, { hub_url: hub.url, log_file: "./sidecar.log", max_active_tasks: 10 })
+    const daemon = yield* startDaemon(["run", "--config", config])
+    yield* hub.waitFor((f) => f.type === "identify")
+    daemon.process.stdout!.destroy()
+    for (const id of ["p-1", "p-2", "p-3"]) {
+      hub.send({ type: "task_assign", task_id: id, description: id, generation: 1 })
+      yield* hub.waitFor((f) => f.type === "task_accepted" && f["task_id"] === id)
+    }
+    assert.isNull(daemon.process.exitCode, "the daemon is still running")
+    const accepted = parseLines(NFS.readFileSync(`${dir}/sidecar.log`, "utf8")).filter((l) => l.msg === "task accepted").map((l) => l.task_id)
+    assert.deepStrictEqual(accepted, ["p-1", "p-2", "p-3"])
+    daemon.process.kill("SIGTERM")
+    assert.strictEqual(yield* daemon.exited, 0)
+  }))
 })
