@@ -3,33 +3,8 @@
  * down, and cancelling a task mid-wake.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Option, Ref } from "effect"
-import { emptyQueue, type QueueFile } from "../../src/domain/Task.ts"
-import { QueueStore, QueueStoreError } from "../../src/services/QueueStore.ts"
-import { advanceTo, scriptedWaker, startSidecar, testSettings } from "../support/harness.ts"
-
-/** A QueueStore whose saves can be held (until `release`) or made to fail. */
-const controllableStore = Effect.gen(function*() {
-  const saved = yield* Ref.make<QueueFile>(emptyQueue)
-  const gate = yield* Ref.make(Option.none<Deferred.Deferred<void>>())
-  const failing = yield* Ref.make(false)
-  const layer = Layer.succeed(QueueStore, QueueStore.of({
-    load: Ref.get(saved),
-    save: (queue) => Effect.gen(function*() {
-      const held = yield* Ref.get(gate)
-      if (Option.isSome(held)) yield* Deferred.await(held.value)
-      if (yield* Ref.get(failing)) return yield* new QueueStoreError({ op: "save", path: "/memory/queue.json", cause: new Error("disk full") })
-      yield* Ref.set(saved, queue)
-    })
-  }))
-  return {
-    layer,
-    saved: Ref.get(saved),
-    hold: Effect.flatMap(Deferred.make<void>(), (d) => Ref.set(gate, Option.some(d))),
-    release: Effect.flatMap(Ref.getAndSet(gate, Option.none()), (d) => Option.isSome(d) ? Deferred.succeed(d.value, undefined) : Effect.void),
-    setFailing: (on: boolean) => Ref.set(failing, on)
-  }
-})
+import { Effect } from "effect"
+import { advanceTo, controllableStore, scriptedWaker, startSidecar, testSettings } from "../support/harness.ts"
 
 describe("TaskFlow accepting tasks", () => {
   // Guarantee (SPEC §6.1): `task_accepted` is sent only once the queue write has completed; while the write

@@ -7,7 +7,7 @@
  *   and every interruption; a `"hang"` outcome runs until interrupted or `release`d.
  * - `settle` lets every forked fiber run until it blocks; `advanceTo` moves the TestClock to an absolute time.
  */
-import { Clock, Context, Deferred, Effect, Layer, Ref, type Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Ref, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { defaultSettings, type Settings } from "../../src/domain/Config.ts"
 import type { HubMessage, Outbound } from "../../src/domain/Protocol.ts"
@@ -16,7 +16,7 @@ import type { WakeRequest } from "../../src/domain/WakeEnv.ts"
 import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
 import { Health } from "../../src/services/Health.ts"
 import { HubClientMemory } from "../../src/services/HubClient.ts"
-import { QueueStore } from "../../src/services/QueueStore.ts"
+import { QueueStore, QueueStoreError } from "../../src/services/QueueStore.ts"
 import { type AgentEvent, AgentFilesMemory } from "../../src/services/ResultWatcher.ts"
 import { TaskFlow } from "../../src/services/TaskFlow.ts"
 import { Waker, type WakeOutcome } from "../../src/services/Waker.ts"
@@ -164,4 +164,27 @@ export const persistedTask = (taskId: string, status: TaskRecord["status"], extr
   updated_at: 0,
   timeline: [{ at: 0, event: "accepted" }],
   ...extra
+})
+
+/** A QueueStore whose saves can be held (until `release`) or made to fail. */
+export const controllableStore = Effect.gen(function*() {
+  const saved = yield* Ref.make<QueueFile>(emptyQueue)
+  const gate = yield* Ref.make(Option.none<Deferred.Deferred<void>>())
+  const failing = yield* Ref.make(false)
+  const layer = Layer.succeed(QueueStore, QueueStore.of({
+    load: Ref.get(saved),
+    save: (queue) => Effect.gen(function*() {
+      const held = yield* Ref.get(gate)
+      if (Option.isSome(held)) yield* Deferred.await(held.value)
+      if (yield* Ref.get(failing)) return yield* new QueueStoreError({ op: "save", path: "/memory/queue.json", cause: new Error("disk full") })
+      yield* Ref.set(saved, queue)
+    })
+  }))
+  return {
+    layer,
+    saved: Ref.get(saved),
+    hold: Effect.flatMap(Deferred.make<void>(), (d) => Ref.set(gate, Option.some(d))),
+    release: Effect.flatMap(Ref.getAndSet(gate, Option.none()), (d) => Option.isSome(d) ? Deferred.succeed(d.value, undefined) : Effect.void),
+    setFailing: (on: boolean) => Ref.set(failing, on)
+  }
 })

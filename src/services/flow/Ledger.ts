@@ -43,7 +43,9 @@ export interface Committed {
 }
 
 export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) => Effect.gen(function*() {
-  // the last queue known to be on disk, and whether a flush is already due for what came after it
+  // the last queue known to be on disk, and whether a flush is already due (its timer armed, its `Flush` not yet
+  // decided). A durable save does not disarm it: re-arming the timer for the next lazy change would cost a fiber
+  // forked and one interrupted, twice a task (issue 14); the armed one comes within FLUSH_AFTER_MS anyway.
   const onDisk = yield* Ref.make((yield* SubscriptionRef.get(model)).queue)
   const flushDue = yield* Ref.make(false)
   const publishQueueMetrics = makeQueueMetrics()
@@ -58,10 +60,10 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     return next.queue !== (yield* Ref.get(onDisk)) && !(yield* Ref.getAndSet(flushDue, true))
   })
 
-  /** Saves `queue` durably; on success it is what is on disk, and no flush is due any more. */
+  /** Saves `queue` durably; on success it is what is on disk. */
   const save = (queue: QueueFile) => Effect.result(store.save(queue)).pipe(Effect.tap((result) => result._tag === "Failure"
     ? Effect.void
-    : Effect.all([Ref.set(onDisk, queue), Ref.set(flushDue, false), health.ok("queue")], { discard: true })))
+    : Effect.andThen(Ref.set(onDisk, queue), health.ok("queue"))))
 
   /**
    * Decides `inputs` in order and saves the last queue once if any of them must be durable. Returns the
@@ -69,6 +71,7 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
    * (nothing is published then).
    */
   const commitBatch = (inputs: ReadonlyArray<Input>): Effect.Effect<ReadonlyArray<Decision> | undefined> => Effect.gen(function*() {
+    if (inputs.some((input) => input._tag === "Flush")) yield* Ref.set(flushDue, false)
     const before = yield* SubscriptionRef.get(model)
     const now = yield* Clock.currentTimeMillis
     const decisions: Array<Decision> = []
@@ -85,6 +88,8 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
   })
 
   const commit = (input: Input, retrying: boolean): Effect.Effect<Committed> => Effect.gen(function*() {
+    // the due flush is here: a lazy change decided from now on needs a timer of its own
+    if (input._tag === "Flush") yield* Ref.set(flushDue, false)
     const before = yield* SubscriptionRef.get(model)
     const now = yield* Clock.currentTimeMillis
     let decision = decide(before, input, now, config)
@@ -97,7 +102,6 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
         // the cause is named once per episode by Health; the decider's own lines stay at debug after the first
         yield* health.fault("queue", result.failure.message)
         decision = decide(before, { _tag: "SaveFailed", input, error: result.failure.message, retrying }, now, config)
-        if (input._tag === "Flush") yield* Ref.set(flushDue, false) // try the flush again later
       }
     }
     const armFlush = yield* publish(before, decision.model)

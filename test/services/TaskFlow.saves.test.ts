@@ -1,0 +1,64 @@
+/**
+ * What is saved when (issue 14): the accept and the report are on disk before anyone hears of them (see
+ * TaskFlow.accept); the lazy changes (a wake attempt, `.started`, the hub's ack) ride along with the next durable
+ * save, or are flushed on their own at most FLUSH_AFTER_MS after they were decided.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { advanceTo, controllableStore, scriptedWaker, startSidecar } from "../support/harness.ts"
+import { FLUSH_AFTER_MS } from "../../src/services/flow/Ledger.ts"
+
+const statusOn = (saved: { readonly tasks: ReadonlyArray<{ readonly task_id: string; readonly status: string }> }, id: string) =>
+  saved.tasks.find((t) => t.task_id === id)?.status
+
+describe("TaskFlow saves", () => {
+  it.effect("the hub's ack is not saved at once: it is on disk FLUSH_AFTER_MS later, the report gone from the outbox", () => Effect.gen(function*() {
+    const store = yield* controllableStore
+    const waker = yield* scriptedWaker([], "success")
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
+    yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
+    yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
+    yield* advanceTo(FLUSH_AFTER_MS + 10) // whatever flush the task's own steps armed has come and gone
+    assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"], "the report is durable before it is sent")
+    assert.deepStrictEqual(yield* s.sentOf("task_complete"), [{ type: "task_complete", task_id: "t-1", result: { status: "success" }, generation: 1 }])
+
+    yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
+    assert.deepStrictEqual(yield* s.flow.snapshot, { version: 2, tasks: [], outbox: [] })
+    assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"], "not saved at once")
+    yield* advanceTo(2 * FLUSH_AFTER_MS + 9)
+    assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"])
+    yield* advanceTo(2 * FLUSH_AFTER_MS + 10)
+    assert.deepStrictEqual(yield* store.saved, { version: 2, tasks: [], outbox: [] })
+  }))
+
+  it.effect("the ack rides along with the next durable save (the next task's accept)", () => Effect.gen(function*() {
+    const store = yield* controllableStore
+    const waker = yield* scriptedWaker([], "success")
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
+    yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
+    yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
+    yield* advanceTo(FLUSH_AFTER_MS + 10)
+    yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
+    yield* s.receive({ type: "task_assign", task_id: "t-2", generation: 1 })
+    const saved = yield* store.saved
+    assert.deepStrictEqual(saved.tasks.map((t) => t.task_id), ["t-2"])
+    assert.deepStrictEqual(saved.outbox, [])
+  }))
+
+  it.effect("a lazy change after a durable save is flushed by the flush already armed: never later than FLUSH_AFTER_MS", () => Effect.gen(function*() {
+    const store = yield* controllableStore
+    const waker = yield* scriptedWaker([], "success")
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
+    yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 }) // its wake attempt is lazy: a flush is armed now
+    yield* advanceTo(100)
+    yield* s.receive({ type: "task_assign", task_id: "t-2", generation: 1 }) // durable: saves everything so far
+    yield* advanceTo(200)
+    yield* s.emit({ _tag: "Started", taskId: "t-1" }) // lazy
+    assert.strictEqual(statusOn(yield* store.saved, "t-1"), "waking_confirmation")
+    yield* advanceTo(FLUSH_AFTER_MS)
+    assert.strictEqual(statusOn(yield* store.saved, "t-1"), "working", "flushed by the flush armed at 0, 50 ms after the change")
+  }))
+})
