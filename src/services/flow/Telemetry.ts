@@ -55,23 +55,32 @@ const stale = Metric.gauge("agent_sidecar_outbox_stale_reports", { description: 
 // One gauge per figure, attributes attached once: `withAttributes` builds a new metric key on every call.
 const GAUGES = [...STATUSES.map((status) => Metric.withAttributes(tasks, { status })), outbox, parked, stale]
 
-const figures = (q: QueueFile): Array<number> => [
-  ...STATUSES.map((status) => q.tasks.filter((t) => t.status === status).length),
-  q.outbox.length,
-  q.outbox.filter((r) => r.parked_at !== undefined).length,
-  q.outbox.filter((r) => r.stale_at !== undefined).length
-]
+const STATUS_INDEX: ReadonlyMap<TaskStatus, number> = new Map(STATUSES.map((status, i) => [status, i]))
+const OUTBOX = STATUSES.length
+
+/** The gauges' figures, in GAUGES' order, counted in one pass over the queue. */
+const figures = (q: QueueFile): Array<number> => {
+  const counts = new Array<number>(GAUGES.length).fill(0)
+  for (const t of q.tasks) counts[STATUS_INDEX.get(t.status)!]!++
+  counts[OUTBOX] = q.outbox.length
+  for (const r of q.outbox) {
+    if (r.parked_at !== undefined) counts[OUTBOX + 1]!++
+    if (r.stale_at !== undefined) counts[OUTBOX + 2]!++
+  }
+  return counts
+}
 
 /**
  * The queue's figures as gauges (the same as `/metrics`). A task changes the queue five or six times, most of them
  * moving no figure; only the figures that moved are updated.
  */
 export const makeQueueMetrics = () => {
-  let last: Array<number> = []
+  let last: ReadonlyArray<number> = []
   return (q: QueueFile) => Effect.suspend(() => {
     const now = figures(q)
-    const changed = now.flatMap((value, i) => value === last[i] ? [] : [i])
+    const moved: Array<number> = []
+    for (let i = 0; i < now.length; i++) if (now[i] !== last[i]) moved.push(i)
     last = now
-    return Effect.forEach(changed, (i) => Metric.update(GAUGES[i]!, now[i]!), { discard: true })
+    return moved.length === 0 ? Effect.void : Effect.forEach(moved, (i) => Metric.update(GAUGES[i]!, now[i]!), { discard: true })
   })
 }
