@@ -11,6 +11,7 @@ import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { readTailOrEmpty, unlinkIfThere } from "../../platform/quickFs.ts"
 import { type LaunchSpec, parseServerLine, requestSource, SERVER_SCRIPT, unsupported } from "./launchScript.ts"
+import { makeWakeFolder } from "./wakeFolder.ts"
 
 export class ForkServerUnavailable extends Schema.TaggedError<ForkServerUnavailable>()("ForkServerUnavailable", {
   reason: Schema.String
@@ -101,7 +102,10 @@ export const makeForkServer = Effect.gen(function*() {
     return undefined
   }
   const fs = yield* FileSystem.FileSystem
-  const dir = yield* fs.makeTempDirectoryScoped({ prefix: "agent-sidecar-wake-" })
+  // Named after this process, so that the next wake server to start removes it if this sidecar dies without running
+  // its finalizers (SIGKILL): see wakeFolder.ts.
+  const { folder: dir, swept } = yield* makeWakeFolder((prefix) => fs.makeTempDirectoryScoped({ prefix }))
+  if (swept.length > 0) yield* Effect.logDebug(`removed ${swept.length} wake folder(s) of sidecars that died: ${swept.join(", ")}`)
   // Launches waiting for their `P`/`X` lines, by id. Only touched from Effects on the one JS thread.
   const waiting = new Map<number, Waiting>()
   const connection = yield* Ref.make(Option.none<Connection>())
