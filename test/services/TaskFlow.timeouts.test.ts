@@ -65,4 +65,24 @@ describe("TaskFlow working timeouts", () => {
     yield* advanceTo(25_000)
     assert.deepStrictEqual((yield* s.sentOf("task_failed")).map((m) => m.reason), ["agent_stalled"])
   }))
+
+  // Guarantee (AgentCom's stuck sweep): a working task the hub has heard nothing of for a minute gets a bare
+  // task_progress, once a minute, alongside the task clock; the task clock still ends it on time.
+  it.effect("keep-alive: a silent working task sends task_progress every 60 s; task_timeout_ms still ends it", () => Effect.gen(function*() {
+    const waker = yield* scriptedWaker([], "success")
+    const s = yield* startSidecar({ waker: waker.layer, settings: testSettings({ taskTimeoutMs: 150_000, agentIdleTimeoutMs: 0 }) })
+    yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "t-1" })
+    yield* s.emit({ _tag: "Started", taskId: "t-1" })
+    yield* advanceTo(59_999)
+    assert.deepStrictEqual(yield* s.sentOf("task_progress"), [])
+    yield* advanceTo(60_000)
+    assert.deepStrictEqual(yield* s.sentOf("task_progress"), [{ type: "task_progress", task_id: "t-1" }])
+    yield* advanceTo(120_000)
+    assert.strictEqual((yield* s.sentOf("task_progress")).length, 2)
+    yield* advanceTo(150_000)
+    assert.deepStrictEqual(yield* s.sentOf("task_failed"), [{ type: "task_failed", task_id: "t-1", reason: "task_timeout" }])
+    yield* advanceTo(400_000)
+    assert.strictEqual((yield* s.sentOf("task_progress")).length, 2, "nothing once the task has ended")
+  }))
 })

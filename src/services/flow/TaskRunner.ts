@@ -83,26 +83,43 @@ export const makeTaskRunner = Effect.fn("makeTaskRunner")(function*({ config, wa
     Effect.andThen(submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "confirmation_timeout" } }))
   )
 
-  /** `working` until the result ends it (the decider stops this) or a clock does; a minute's silence is broken. */
-  const work = (id: string) => {
-    const taskTimeout = config.taskTimeoutMs > 0
-      ? Effect.sleep(config.taskTimeoutMs).pipe(Effect.andThen(submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "task_timeout" } })))
-      : Effect.void
-    // The idle clock counts from the last sign of life the decider recorded; the decider checks it again.
-    const idle = config.agentIdleTimeoutMs > 0
-      ? Effect.gen(function*() {
-          while (true) {
-            const lastSign = (yield* SubscriptionRef.get(model)).life.get(id)?.lastSign ?? (yield* Clock.currentTimeMillis)
-            const remaining = lastSign + config.agentIdleTimeoutMs - (yield* Clock.currentTimeMillis)
-            if (remaining > 0) yield* Effect.sleep(remaining)
-            else yield* submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "agent_stalled" } }).pipe(Effect.andThen(Effect.sleep(1000)))
-          }
-        })
-      : Effect.void
-    // the decider turns this into a `task_progress` when the hub has heard nothing of the task for a while
-    const keepAlive = Effect.sleep(keepAliveMs).pipe(Effect.andThen(submit({ _tag: "KeepAlive", taskId: id })), Effect.forever)
-    return Effect.all([taskTimeout, idle, keepAlive], { concurrency: "unbounded", discard: true })
-  }
+  /**
+   * `working` until the result ends it (the decider stops this) or a clock does: the task clock (once), the idle
+   * clock (from the last sign of life the decider recorded; the decider checks it again), and the keep-alive, which
+   * the decider turns into a `task_progress` when the hub has heard nothing of the task for a while. One fiber
+   * sleeping until the earliest of them (issue 14: three concurrent fibers, forked and interrupted per task, before).
+   */
+  const work = (id: string) => Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    let taskDue = config.taskTimeoutMs > 0 ? start + config.taskTimeoutMs : Infinity
+    let keepAliveDue = start + keepAliveMs
+    // after a stalled report the decider ignored (a sign of life raced it), look again a second later
+    let idleNotBefore = -Infinity
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      if (now >= taskDue) {
+        taskDue = Infinity
+        yield* submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "task_timeout" } })
+        continue
+      }
+      if (now >= keepAliveDue) {
+        yield* submit({ _tag: "KeepAlive", taskId: id })
+        keepAliveDue = (yield* Clock.currentTimeMillis) + keepAliveMs
+        continue
+      }
+      let idleDue = Infinity
+      if (config.agentIdleTimeoutMs > 0) {
+        const lastSign = (yield* SubscriptionRef.get(model)).life.get(id)?.lastSign ?? now
+        idleDue = Math.max(lastSign + config.agentIdleTimeoutMs, idleNotBefore)
+        if (now >= idleDue) {
+          yield* submit({ _tag: "PhaseTimedOut", taskId: id, failure: { kind: "agent_stalled" } })
+          idleNotBefore = (yield* Clock.currentTimeMillis) + 1000
+          continue
+        }
+      }
+      yield* Effect.sleep(Math.min(taskDue, keepAliveDue, idleDue) - now)
+    }
+  })
 
   return {
     // a new loop replaces any old one still finishing an attempt for an earlier task of the same id
