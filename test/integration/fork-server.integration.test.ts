@@ -15,9 +15,7 @@ import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 import { Waker } from "../../src/services/Waker.ts"
 import { type ForkServer, makeForkServer } from "../../src/services/waker/ForkServer.ts"
 import type { LaunchSpec } from "../../src/services/waker/launchScript.ts"
-import * as NOS from "node:os"
-
-const tempDir = (prefix: string) => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), prefix))
+import { scopedTempDir } from "../support/tempDir.ts"
 
 const KILL = { signal: "SIGTERM" as const, graceMs: 500 }
 const PATH = { PATH: "/usr/bin:/bin" }
@@ -52,8 +50,8 @@ const HOSTILE = [
 
 describe("ForkServer", () => {
   it.live("passes hostile values as exact bytes, in env and in argv, and never runs them", () => {
-    const dir = tempDir("fork-server-")
     return withServer((server) => Effect.gen(function*() {
+      const dir = yield* scopedTempDir("fork-server-")
       for (const [i, value] of HOSTILE.entries()) {
         const out = NPath.join(dir, `out-${i}`)
         const launched = yield* server.launch({
@@ -72,8 +70,8 @@ describe("ForkServer", () => {
   })
 
   it.live("gives exactly the environment asked for, the cwd, and stdin from /dev/null", () => {
-    const dir = tempDir("fork-server-")
     return withServer((server) => Effect.gen(function*() {
+      const dir = yield* scopedTempDir("fork-server-")
       const launched = yield* server.launch(sh(`env > env.txt; pwd > pwd.txt; cat > stdin.txt`, { ONLY: "1" }, dir), KILL)
       assert.strictEqual(yield* launched.exit, 0)
       const names = NFS.readFileSync(NPath.join(dir, "env.txt"), "utf8").split("\n").filter((l) => l !== "").map((l) => l.split("=")[0])
@@ -100,8 +98,8 @@ describe("ForkServer", () => {
   })
 
   it.live("kills the whole process group when the scope closes early, and leaves a released one running", () => {
-    const dir = tempDir("fork-server-")
     return withServer((server) => Effect.gen(function*() {
+      const dir = yield* scopedTempDir("fork-server-")
       const scope = yield* Scope.make()
       const launched = yield* server.launch(sh(`sleep 30 & echo $! > child.pid; wait`, {}, dir), KILL).pipe(Scope.provide(scope))
       yield* Effect.sleep(200)
@@ -175,19 +173,21 @@ describe("ForkServer reaping", () => {
 
 describe("Waker through the fork server", () => {
   it.live("runs wake commands from the server's shell, not from the daemon", () => {
-    const dir = tempDir("fork-server-waker-")
-    const out = NPath.join(dir, "parent")
-    const layer = Waker.layer.pipe(Layer.provide([PlatformLayer, SidecarConfig.layer(defaultSettings(dir, {
-      wakeCommand: ["/bin/sh", "-c", `ps -o comm= -p $PPID > "$1"`, "sh", out]
-    }))]))
     return Effect.gen(function*() {
-      yield* Effect.sleep(100)
-      const outcome = yield* Waker.use((w) => w.wake({
-        taskId: "t1", description: "d", taskJson: "{}", taskFile: NPath.join(dir, "t1.task.json"), resultsDir: dir,
-        startedFile: NPath.join(dir, "t1.started"), resultFile: NPath.join(dir, "t1.json"), attempt: 1
-      }))
-      assert.strictEqual(outcome.status, "success")
-      assert.strictEqual(NFS.readFileSync(out, "utf8").trim(), "sh")
-    }).pipe(Effect.provide(layer))
+      const dir = yield* scopedTempDir("fork-server-waker-")
+      const out = NPath.join(dir, "parent")
+      const layer = Waker.layer.pipe(Layer.provide([PlatformLayer, SidecarConfig.layer(defaultSettings(dir, {
+        wakeCommand: ["/bin/sh", "-c", `ps -o comm= -p $PPID > "$1"`, "sh", out]
+      }))]))
+      yield* Effect.gen(function*() {
+        yield* Effect.sleep(100)
+        const outcome = yield* Waker.use((w) => w.wake({
+          taskId: "t1", description: "d", taskJson: "{}", taskFile: NPath.join(dir, "t1.task.json"), resultsDir: dir,
+          startedFile: NPath.join(dir, "t1.started"), resultFile: NPath.join(dir, "t1.json"), attempt: 1
+        }))
+        assert.strictEqual(outcome.status, "success")
+        assert.strictEqual(NFS.readFileSync(out, "utf8").trim(), "sh")
+      }).pipe(Effect.provide(layer))
+    })
   })
 })

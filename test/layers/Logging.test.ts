@@ -7,16 +7,17 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Console, Effect, Layer, Redacted } from "effect"
 import { TestConsole } from "effect/testing"
 import * as NFS from "node:fs"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { LoggingLayer, type LogFormat } from "../../src/layers/Logging.ts"
+import { scopedTempDir } from "../support/tempDir.ts"
 
-const tempLogFile = () => NPath.join(NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "sidecar-log-")), "logs", "sidecar.log")
+/** `logs/sidecar.log` in a new temp folder, removed when the test ends. */
+const tempLogFile = Effect.map(scopedTempDir("sidecar-log-"), (dir) => NPath.join(dir, "logs", "sidecar.log"))
 const readLines = (file: string) => NFS.readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
 
 /** Runs `body` with the real LoggingLayer (file + captured stdout); returns what each sink got. */
 const logged = <A>(format: LogFormat, body: (file: string) => Effect.Effect<A>, secrets: Array<string> = []) => Effect.gen(function*() {
-  const file = tempLogFile()
+  const file = yield* tempLogFile
   const console = yield* TestConsole.make
   const layer = LoggingLayer({ logLevel: "debug", logFile: file, secrets: secrets.map((s) => Redacted.make(s)) }, { format }).pipe(
     Layer.provide(Layer.succeed(Console.Console, console))

@@ -3,11 +3,12 @@
  * lines, and taking back an unanswered request (issue 14). The server itself: test/integration/fork-server.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
 import * as NFS from "node:fs"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { withdraw } from "../../src/services/waker/ForkServer.ts"
 import { type LaunchSpec, parseServerLine, requestSource, shQuote, unsupported } from "../../src/services/waker/launchScript.ts"
+import { scopedTempDir } from "../support/tempDir.ts"
 
 const sh = (script: string): LaunchSpec => ({ command: "/bin/sh", args: ["-c", script], env: { PATH: "/usr/bin:/bin" }, cwd: "/" })
 
@@ -30,8 +31,8 @@ describe("launchScript", () => {
 })
 
 describe("withdraw", () => {
-  it("withdraws a request the server has not taken (it can never run) and reports one it has taken", () => {
-    const dir = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "fork-server-withdraw-"))
+  it.effect("withdraws a request the server has not taken (it can never run) and reports one it has taken", () => Effect.gen(function*() {
+    const dir = yield* scopedTempDir("fork-server-withdraw-")
     const req = NPath.join(dir, "1.req")
     const taken = NPath.join(dir, "1.taken")
     NFS.writeFileSync(req, "__launch ...")
@@ -40,5 +41,5 @@ describe("withdraw", () => {
     NFS.writeFileSync(req, "__launch ...")
     NFS.writeFileSync(taken, "")
     assert.strictEqual(withdraw(req, taken), "taken")
-  })
+  }))
 })
