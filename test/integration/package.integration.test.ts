@@ -11,6 +11,7 @@ import * as NPath from "node:path"
 import { writeConfig } from "../support/daemon.ts"
 import { makeFakeHub } from "../support/FakeHub.ts"
 import { script, tempDir } from "../support/sidecar.ts"
+import { killAndSweep } from "../support/tempDir.ts"
 import { DevHub } from "../../src/hub/DevHub.ts"
 
 const root = NPath.resolve(import.meta.dirname, "../..")
@@ -50,7 +51,7 @@ describe("the installed package", () => {
     assert.strictEqual(doctor.code, 0, doctor.out)
 
     const dev = spawn(bin, ["dev", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] })
-    yield* Effect.addFinalizer(() => Effect.sync(() => dev.kill("SIGKILL")))
+    yield* Effect.addFinalizer(() => killAndSweep(dev))
     let out = ""
     dev.stdout.on("data", (d) => { out += String(d) })
     dev.stderr.on("data", (d) => { out += String(d) })
@@ -92,7 +93,7 @@ describe("the installed package", () => {
     }))
     assert.strictEqual(init.code, 0, init.out)
     const daemon = spawn(bin, ["run", "--config", `${home}/config.json`], { env: withClaude, stdio: "ignore" })
-    yield* Effect.addFinalizer(() => Effect.sync(() => daemon.kill("SIGKILL")))
+    yield* Effect.addFinalizer(() => killAndSweep(daemon))
     const id = yield* devHub.submit({ description: "say hello", agent_id: "agent-pkg" })
     const done = yield* Effect.gen(function*() {
       while (true) {

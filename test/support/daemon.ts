@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
+import { killAndSweep } from "./tempDir.ts"
 
 export const BIN = NPath.resolve(import.meta.dirname, "../../bin/agent-sidecar.js")
 
@@ -35,7 +36,7 @@ export const startDaemon = (args: ReadonlyArray<string>, env: Record<string, str
       }
       return daemon
     }),
-    (d) => Effect.sync(() => { if (d.process.exitCode === null && d.process.signalCode === null) d.process.kill("SIGKILL") })
+    (d) => killAndSweep(d.process)
   )
 
 /** Writes a config file (snake_case keys, as users write them) with mode 0600. */
