@@ -32,7 +32,12 @@ describe("wake folders of sidecars that died", () => {
       return writeConfig(dir, { hub_url: hub.url, wake_command: ["/bin/true"] })
     }
     const first = config("first")
-    const start = (configPath: string) => startDaemon(["run", "--config", configPath], { TMPDIR: tmp })
+    // Started: its wake server has made its folder and swept the temp dir (the Waker is built before "sidecar started").
+    const start = (configPath: string) => Effect.gen(function*() {
+      const daemon = yield* startDaemon(["run", "--config", configPath], { TMPDIR: tmp })
+      yield* daemon.waitForOutput("sidecar started", 20_000)
+      return daemon
+    })
 
     const crashed = yield* start(first)
     const crashedFolder = yield* wakeFolderOf(tmp, crashed.pid)
