@@ -90,8 +90,10 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       yield* submit({ _tag: "StopAccepting" })
       yield* commands.stopTimers
       yield* runner.stopAll // running wake commands' process groups are stopped
-      yield* Effect.flatMap(SubscriptionRef.get(model), (m) => store.save(m.queue)).pipe(
-        Effect.catch((e) => Effect.logError("final queue save failed", { error: e.message })))
+      const saved = yield* ledger.saveCurrent
+      if (saved._tag === "Failure") yield* Effect.logError("final queue save failed", { error: saved.failure.message })
+      // what waited for that save (the files of tasks the hub acknowledged) is done now
+      for (const command of yield* ledger.takeReleased) yield* commands.execute(command)
     }))
 
     const queue = SubscriptionRef.changes(model).pipe(Stream.map((m) => m.queue), Stream.changes)

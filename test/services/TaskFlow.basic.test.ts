@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Ref } from "effect"
+import { TestClock } from "effect/testing"
 import { defaultSettings } from "../../src/domain/Config.ts"
 import { sidecarLayerMemory } from "../../src/layers/Sidecar.ts"
 import { HubClientMemory } from "../../src/services/HubClient.ts"
 import { AgentFilesMemory } from "../../src/services/ResultWatcher.ts"
 import { TaskFlow } from "../../src/services/TaskFlow.ts"
+import { FLUSH_AFTER_MS } from "../../src/services/flow/Ledger.ts"
 import { Waker } from "../../src/services/Waker.ts"
 
 const settings = defaultSettings("/tmp/unused", { wakeCommand: ["wake"] })
@@ -38,6 +40,9 @@ describe("TaskFlow (in-memory layers)", () => {
     yield* hub.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
     yield* settle
     assert.deepStrictEqual(yield* flow.snapshot, { version: 2, tasks: [], outbox: [] })
+    // the ack is saved lazily, and the files go once it is on disk (TaskFlow.saves.test.ts)
+    yield* TestClock.adjust(FLUSH_AFTER_MS)
+    yield* settle
     assert.isFalse((yield* Ref.get(agent.files)).has("t-1.task.json"))
   }))
 })

@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { advanceTo, type Sidecar, startSidecar, testSettings } from "../support/harness.ts"
+import { FLUSH_AFTER_MS } from "../../src/services/flow/Ledger.ts"
 
 const result = { status: "success", output: "done" }
 
@@ -44,6 +45,8 @@ describe("TaskFlow outbox", () => {
     assert.isTrue((yield* s.files).has("t-1.task.json"))
     yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
     assert.deepStrictEqual(yield* s.flow.snapshot, { version: 2, tasks: [], outbox: [] })
+    // the ack is saved lazily, and the files go once it is on disk (TaskFlow.saves.test.ts)
+    yield* advanceTo(70_000 + FLUSH_AFTER_MS)
     assert.strictEqual((yield* s.files).has("t-1.task.json"), false, "task files removed after the ack")
     yield* advanceTo(200_000)
     assert.strictEqual((yield* completes(s)).length, 2, "no resend after the ack")

@@ -26,10 +26,13 @@ describe("TaskFlow saves", () => {
     yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
     assert.deepStrictEqual(yield* s.flow.snapshot, { version: 2, tasks: [], outbox: [] })
     assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"], "not saved at once")
+    assert.isTrue((yield* s.files).has("t-1.task.json"), "the files stay while the queue on disk still names the task")
     yield* advanceTo(2 * FLUSH_AFTER_MS + 9)
     assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"])
+    assert.isTrue((yield* s.files).has("t-1.task.json"))
     yield* advanceTo(2 * FLUSH_AFTER_MS + 10)
     assert.deepStrictEqual(yield* store.saved, { version: 2, tasks: [], outbox: [] })
+    assert.isFalse((yield* s.files).has("t-1.task.json"), "removed once the ack is on disk")
   }))
 
   it.effect("the ack rides along with the next durable save (the next task's accept)", () => Effect.gen(function*() {
@@ -45,6 +48,7 @@ describe("TaskFlow saves", () => {
     const saved = yield* store.saved
     assert.deepStrictEqual(saved.tasks.map((t) => t.task_id), ["t-2"])
     assert.deepStrictEqual(saved.outbox, [])
+    assert.isFalse((yield* s.files).has("t-1.task.json"), "t-1's files went with that save")
   }))
 
   it.effect("a lazy change after a durable save is flushed by the flush already armed: never later than FLUSH_AFTER_MS", () => Effect.gen(function*() {

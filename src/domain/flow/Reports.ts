@@ -91,7 +91,9 @@ const settle = (tx: Tx, id: string, refusal: string | undefined): void => {
   tx.set({ settled: tx.model.settled + 1 })
   forgetTask(tx, id, "graceful", refusal === undefined ? "acknowledged" : "refused")
   if (refusal === undefined) {
-    tx.emit({ _tag: "Cleanup", taskId: id })
+    // the ack is lazy (TaskDecider.ts): the files go once the queue without the task is on disk, so what is on disk
+    // never names a task whose files are gone
+    tx.emit({ _tag: "OnceSaved", command: { _tag: "Cleanup", taskId: id } })
     tx.log("info", "report acknowledged by the hub; task done", { task_id: id })
   } else {
     tx.emit({ _tag: "Later", key: `cleanup:${id}`, afterMs: tx.config.cleanupGraceMs, input: { _tag: "CleanupDue", taskId: id } })

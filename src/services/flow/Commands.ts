@@ -13,6 +13,9 @@ import type { Submit, TaskRunner } from "./TaskRunner.ts"
 
 export const REPORT_ANSWER_TIMEOUT_MS = 10_000
 
+/** The commands carried out here; `OnceSaved` is the dispatcher's, which knows what is on disk (Ledger). */
+export type Act = Exclude<Command, { readonly _tag: "OnceSaved" }>
+
 export interface Carried {
   /** The answer for whoever submitted the input (operator, runner). */
   readonly reply?: boolean
@@ -38,7 +41,7 @@ export const makeCommands = Effect.fn("makeCommands")(function*({ hub, files, ru
   const logged = <E extends { readonly message: string }>(what: string, effect: Effect.Effect<void, E>) =>
     effect.pipe(Effect.as(none), Effect.catch((e) => Effect.as(Effect.logError(`${what} failed`, { error: e.message }), none)))
 
-  const execute = (command: Command): Effect.Effect<Carried> => {
+  const execute = (command: Act): Effect.Effect<Carried> => {
     switch (command._tag) {
       case "Send":
         return Effect.as(hub.sendNow(command.frame), none)

@@ -5,10 +5,10 @@
  * the next is handled (SPEC §6.6).
  */
 import { Cause, Deferred, Effect, SubscriptionRef } from "effect"
-import type { Input } from "../../domain/flow/Messages.ts"
+import type { Command, Input } from "../../domain/flow/Messages.ts"
 import type { Model } from "../../domain/flow/Model.ts"
 import type { Decision } from "../../domain/TaskDecider.ts"
-import type { Commands } from "./Commands.ts"
+import type { Carried, Commands } from "./Commands.ts"
 import { FLUSH_AFTER_MS, type Ledger } from "./Ledger.ts"
 import type { Outcome } from "./TaskRunner.ts"
 
@@ -21,13 +21,19 @@ export interface DispatcherDeps {
 }
 
 export const makeDispatcher = ({ ledger, commands, model }: DispatcherDeps) => {
+  /** Commands freed by a save (`OnceSaved` ones whose decision it took along): files removed, nothing to answer. */
+  const releasedBySave = Effect.flatMap(ledger.takeReleased, (freed) => Effect.forEach(freed, commands.execute, { discard: true }))
+  const run = (command: Command): Effect.Effect<Carried> => command._tag === "OnceSaved"
+    ? Effect.flatMap(ledger.onceSaved(command.command), (now) => Effect.as(Effect.forEach(now, commands.execute, { discard: true }), {}))
+    : commands.execute(command)
   /** A saved decision's commands, in order; facts learned on the way are decided at once (`learned`). */
   const carryOut = (decision: Decision, armFlush: boolean) => Effect.gen(function*() {
+    yield* releasedBySave
     if (armFlush) yield* commands.execute({ _tag: "Later", key: "flush", afterMs: FLUSH_AFTER_MS, input: { _tag: "Flush" } })
     let ok = true
     let learned = false
     for (const command of decision.commands) {
-      const carried = yield* commands.execute(command)
+      const carried = yield* run(command)
       if (carried.reply !== undefined) ok = carried.reply
       if (carried.next !== undefined) {
         learned = true

@@ -14,6 +14,7 @@ import type { DeciderConfig, Model } from "../../domain/flow/Model.ts"
 import { busyOrIdle } from "../../domain/QueueOps.ts"
 import type { QueueFile } from "../../domain/Task.ts"
 import { decide, type Decision } from "../../domain/TaskDecider.ts"
+import type { Act } from "./Commands.ts"
 import type { HubClient } from "../HubClient.ts"
 import type { Health } from "../Health.ts"
 import type { QueueStore } from "../QueueStore.ts"
@@ -49,6 +50,10 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
   const onDisk = yield* Ref.make((yield* SubscriptionRef.get(model)).queue)
   const flushDue = yield* Ref.make(false)
   const publishQueueMetrics = makeQueueMetrics()
+  // `OnceSaved` commands waiting for the save that takes their lazy decision along, and those a save has freed
+  // (only the dispatcher's one fiber touches them)
+  let waiting: Array<Act> = []
+  const released: Array<Act> = []
 
   /** Makes a decided model the current one; true when a flush must be armed for lazy changes. */
   const publish = (before: Model, next: Model): Effect.Effect<boolean> => Effect.gen(function*() {
@@ -60,10 +65,26 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     return next.queue !== (yield* Ref.get(onDisk)) && !(yield* Ref.getAndSet(flushDue, true))
   })
 
-  /** Saves `queue` durably; on success it is what is on disk. */
-  const save = (queue: QueueFile) => Effect.result(store.save(queue)).pipe(Effect.tap((result) => result._tag === "Failure"
-    ? Effect.void
-    : Effect.andThen(Ref.set(onDisk, queue), health.ok("queue"))))
+  /** Saves `queue` durably; on success it is what is on disk, and the commands that waited for it are freed. */
+  const save = (queue: QueueFile) => Effect.result(store.save(queue)).pipe(Effect.tap((result) => {
+    if (result._tag === "Failure") return Effect.void
+    released.push(...waiting)
+    waiting = []
+    return Effect.andThen(Ref.set(onDisk, queue), health.ok("queue"))
+  }))
+
+  /** `command` (an `OnceSaved` one) to carry out now if the queue as decided is on disk; else it waits for the next save. */
+  const onceSaved = (command: Act): Effect.Effect<ReadonlyArray<Act>> => Effect.gen(function*() {
+    if ((yield* SubscriptionRef.get(model)).queue === (yield* Ref.get(onDisk))) return [command]
+    waiting.push(command)
+    return []
+  })
+
+  /** The commands freed by the saves since the last call, to carry out now. */
+  const takeReleased = Effect.sync(() => released.splice(0))
+
+  /** Saves the current queue (shutdown); its failure is the caller's to log. */
+  const saveCurrent = Effect.flatMap(SubscriptionRef.get(model), (m) => save(m.queue))
 
   /**
    * Decides `inputs` in order and saves the last queue once if any of them must be durable. Returns the
@@ -107,7 +128,7 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     const armFlush = yield* publish(before, decision.model)
     return { decision, saved, armFlush }
   })
-  return { commit, commitBatch, publish }
+  return { commit, commitBatch, publish, onceSaved, takeReleased, saveCurrent }
 })
 
 export type Ledger = Effect.Success<ReturnType<typeof makeLedger>>
