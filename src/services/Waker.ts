@@ -16,7 +16,7 @@ import { redactText } from "../domain/Redact.ts"
 import { agentBaseEnv, substituteArgument, type WakeRequest, wakeVariables } from "../domain/WakeEnv.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 import { type ForkServer, makeForkServer } from "./waker/ForkServer.ts"
-import type { LaunchSpec } from "./waker/launchScript.ts"
+import { fullEnv, type LaunchSpec } from "./waker/launchScript.ts"
 
 export const WakeStatus = Schema.Literals(["success", "failed", "timeout"])
 
@@ -51,10 +51,11 @@ export class Waker extends Context.Service<Waker, {
     /** What runs for `request`: a string command through `/bin/sh -c` (what Node's `shell: true` runs), an array as is. */
     const launchSpec = (request: WakeRequest): LaunchSpec | undefined => {
       if (command === undefined) return undefined
-      const env = { ...baseEnv, ...wakeVariables(request) }
+      // the base is the same object every time: the wake server checks and quotes it once
+      const env = wakeVariables(request)
       return typeof command === "string"
-        ? { command: "/bin/sh", args: ["-c", command], env, cwd: process.cwd() }
-        : { command: command[0], args: command.slice(1).map((arg) => substituteArgument(arg, request)), env, cwd: process.cwd() }
+        ? { command: "/bin/sh", args: ["-c", command], baseEnv, env, cwd: process.cwd() }
+        : { command: command[0], args: command.slice(1).map((arg) => substituteArgument(arg, request)), baseEnv, env, cwd: process.cwd() }
     }
 
     /** The outcome of an ended (or timed-out) command from its exit status. */
@@ -81,7 +82,7 @@ export class Waker extends Context.Service<Waker, {
       const tail = yield* Ref.make("")
       const outcome = yield* Effect.gen(function*() {
         const handle = yield* spawner.spawn(ChildProcess.make(spec.command, spec.args, {
-          env: spec.env, extendEnv: false, killSignal: "SIGTERM", forceKillAfter: Duration.millis(Math.max(1, config.killGraceMs)),
+          env: fullEnv(spec), extendEnv: false, killSignal: "SIGTERM", forceKillAfter: Duration.millis(Math.max(1, config.killGraceMs)),
           stdin: "ignore", stdout: "ignore"
         }))
         // Read stderr so the child never blocks on a full pipe; keep only its tail.

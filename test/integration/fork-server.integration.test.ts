@@ -78,6 +78,10 @@ describe("ForkServer", () => {
       // dash adds PWD, and may add OLDPWD after `cd`; nothing of the sidecar's environment comes through
       assert.includeMembers(names, ["PATH", "ONLY"])
       for (const name of names) assert.include(["PATH", "ONLY", "PWD", "OLDPWD"], name)
+      // shared variables (the Waker's base) and the launch's own: the launch's win
+      const layered = yield* server.launch({ ...sh(`echo "$SHARED $OWN" > layered.txt`, {}, dir), baseEnv: { SHARED: "base", OWN: "base" }, env: { ...PATH, OWN: "own" } }, KILL)
+      assert.strictEqual(yield* layered.exit, 0)
+      assert.strictEqual(NFS.readFileSync(NPath.join(dir, "layered.txt"), "utf8"), "base own\n")
       assert.strictEqual(NFS.readFileSync(NPath.join(dir, "pwd.txt"), "utf8").trim(), NFS.realpathSync(dir))
       assert.strictEqual(NFS.readFileSync(NPath.join(dir, "stdin.txt"), "utf8"), "")
     }))
@@ -94,6 +98,10 @@ describe("ForkServer", () => {
       const missing = yield* server.launch({ command: "no-such-command-here", args: [], env: PATH, cwd: process.cwd() }, KILL)
       assert.strictEqual(yield* missing.exit, 127)
       assert.include(yield* missing.stderrTail(200), "no-such-command-here")
+      // a command that wrote nothing to stderr (the server says so on its X line): an empty tail
+      const quiet = yield* server.launch(sh(`echo "to stdout only"`), KILL)
+      assert.strictEqual(yield* quiet.exit, 0)
+      assert.strictEqual(yield* quiet.stderrTail(200), "")
     }))
   })
 

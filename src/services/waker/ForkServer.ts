@@ -46,6 +46,8 @@ export interface ForkServer {
 interface Waiting {
   readonly started: Deferred.Deferred<number, ForkServerUnavailable>
   readonly exited: Deferred.Deferred<number, ForkServerUnavailable>
+  /** From the `X` line: false when the command wrote nothing to stderr (its file is then not read). */
+  stderr: boolean | undefined
 }
 
 interface Connection {
@@ -126,7 +128,10 @@ export const makeForkServer = Effect.gen(function*() {
     const w = waiting.get(parsed.id)
     if (w === undefined) return
     if (parsed._tag === "Started") yield* Deferred.succeed(w.started, parsed.pid)
-    else yield* Deferred.succeed(w.exited, parsed.status)
+    else {
+      w.stderr = parsed.stderr
+      yield* Deferred.succeed(w.exited, parsed.status)
+    }
   })
 
   /** One life of the server: runs until it exits; whatever was waiting on it then fails over to Node's spawn. */
@@ -170,7 +175,8 @@ export const makeForkServer = Effect.gen(function*() {
     const takenFile = NPath.join(dir, `${id}.taken`)
     const w: Waiting = {
       started: yield* Deferred.make<number, ForkServerUnavailable>(),
-      exited: yield* Deferred.make<number, ForkServerUnavailable>()
+      exited: yield* Deferred.make<number, ForkServerUnavailable>(),
+      stderr: undefined
     }
     let pid: number | undefined
     let released = false
@@ -201,7 +207,7 @@ export const makeForkServer = Effect.gen(function*() {
     const started: Launched = {
       pid: startedPid,
       exit: Deferred.await(w.exited),
-      stderrTail: (bytes) => Effect.sync(() => readTailOrEmpty(errFile, bytes)),
+      stderrTail: (bytes) => Effect.sync(() => w.stderr === false ? "" : readTailOrEmpty(errFile, bytes)),
       release: Effect.sync(() => { released = true })
     }
     return started

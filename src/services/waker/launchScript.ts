@@ -8,7 +8,8 @@
  * one byte per syscall and a task's JSON may be 64 KiB. Per request the server answers `P <id> <pid>` once the
  * command runs and `X <id> <status>` when it ends (`$?`: the exit code, or 128 + N for signal N). The command runs
  * in its own session (`setsid`, so the sidecar can signal its whole process group, as Node's `detached` does), with
- * exactly the environment given (`env -i`), stdin and stdout on /dev/null and stderr in `<id>.err`.
+ * exactly the environment given (`env -i`), stdin and stdout on /dev/null and stderr in `<id>.err`. The `X` line
+ * ends with 1 when `<id>.err` is not empty, else 0 (a builtin test), so an empty one is never opened to be read.
  */
 
 /** `'…'` with each `'` written as `'\''`: the shell takes every other byte literally, newlines included. */
@@ -31,7 +32,8 @@ __launch() {
     ( cd -- "$__cwd" && exec "$__setsid" "$__env" -i "$@" ) </dev/null >/dev/null 2>"$__err" &
     echo "P $__id $!"
     wait "$!"
-    echo "X $__id $?"
+    __status=$?
+    if [ -s "$__err" ]; then echo "X $__id $__status 1"; else echo "X $__id $__status 0"; fi
   ) &
 }
 __setsid=$1 __env=$2 __dir=$3
@@ -48,42 +50,78 @@ done
 export interface LaunchSpec {
   readonly command: string
   readonly args: ReadonlyArray<string>
-  /** The whole environment of the command (nothing is inherited). */
+  /** Variables every launch shares (the sidecar's own environment, filtered): one object, checked and quoted once. */
+  readonly baseEnv?: Readonly<Record<string, string>> | undefined
+  /** This launch's variables, over `baseEnv`: together the whole environment of the command (nothing is inherited). */
   readonly env: Readonly<Record<string, string>>
   readonly cwd: string
 }
 
+/** The command's whole environment, as Node's spawn takes it. */
+export const fullEnv = (spec: LaunchSpec): Readonly<Record<string, string>> =>
+  spec.baseEnv === undefined ? spec.env : { ...spec.baseEnv, ...spec.env }
+
 /**
- * Why `spec` cannot go through the server (undefined: it can). `env -i NAME=VALUE… COMMAND` reads every leading
- * word with `=` as a variable and a leading `-` as its own option, so such a command, or a variable name that is
- * empty, holds `=` or starts with `-`, goes through Node's spawn instead.
+ * Why these variables cannot go through `env -i` (undefined: they can): it reads every leading word with `=` as a
+ * variable and a leading `-` as its own option, so a name that is empty, holds `=` or starts with `-` cannot pass.
+ */
+const envProblem = (env: Readonly<Record<string, string>>): string | undefined => {
+  for (const [name, value] of Object.entries(env)) {
+    if (name === "" || name.includes("=") || name.startsWith("-")) return "variable name"
+    if (name.includes("\0") || value.includes("\0")) return "NUL byte"
+  }
+  return undefined
+}
+
+/** Each variable as one quoted `NAME=VALUE` word for `env -i`; `env` applies them in order, so a later one wins. */
+const envWords = (env: Readonly<Record<string, string>>): string =>
+  Object.entries(env).map(([name, value]) => shQuote(`${name}=${value}`)).join(" ")
+
+// Issue 14: the sidecar's environment (often 50+ variables) was checked and quoted again for every wake.
+const baseEnvs = new WeakMap<object, { readonly words: string; readonly problem: string | undefined }>()
+const prepared = (env: Readonly<Record<string, string>>) => {
+  let found = baseEnvs.get(env)
+  if (found === undefined) {
+    found = { words: envWords(env), problem: envProblem(env) }
+    baseEnvs.set(env, found)
+  }
+  return found
+}
+
+/**
+ * Why `spec` cannot go through the server (undefined: it can): a command name `env -i` would misread (empty, with
+ * `=`, or a leading `-`), a variable it would misread (see `envProblem`), or a NUL byte anywhere. Node's spawn runs
+ * those instead.
  */
 export const unsupported = (spec: LaunchSpec): string | undefined => {
   if (spec.command === "" || spec.command.includes("=") || spec.command.startsWith("-")) return "command name"
-  if (Object.keys(spec.env).some((name) => name === "" || name.includes("=") || name.startsWith("-"))) return "variable name"
-  if (`${spec.command}${spec.args.join("")}${Object.entries(spec.env).join("")}${spec.cwd}`.includes("\0")) return "NUL byte"
+  const problem = (spec.baseEnv === undefined ? undefined : prepared(spec.baseEnv).problem) ?? envProblem(spec.env)
+  if (problem !== undefined) return problem
+  if (`${spec.command}${spec.args.join("")}${spec.cwd}`.includes("\0")) return "NUL byte"
   return undefined
 }
 
 /** The request file's text for launch `id`. */
 export const requestSource = (id: number, errFile: string, spec: LaunchSpec): string => {
   const words = [
-    String(id), errFile, spec.cwd,
-    ...Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
-    spec.command, ...spec.args
+    [String(id), errFile, spec.cwd].map(shQuote).join(" "),
+    spec.baseEnv === undefined ? "" : prepared(spec.baseEnv).words,
+    envWords(spec.env),
+    [spec.command, ...spec.args].map(shQuote).join(" ")
   ]
-  return `__launch ${words.map(shQuote).join(" ")}\n`
+  return `__launch ${words.filter((w) => w !== "").join(" ")}\n`
 }
 
 export type ServerLine =
   | { readonly _tag: "Started"; readonly id: number; readonly pid: number }
-  | { readonly _tag: "Exited"; readonly id: number; readonly status: number }
+  /** `stderr`: whether the command wrote anything to stderr (undefined from a server that does not say). */
+  | { readonly _tag: "Exited"; readonly id: number; readonly status: number; readonly stderr?: boolean }
   | { readonly _tag: "Other"; readonly text: string }
 
 export const parseServerLine = (line: string): ServerLine => {
-  const match = /^([PX]) (\d+) (\d+)$/.exec(line)
+  const match = /^(?:P (\d+) (\d+)|X (\d+) (\d+)(?: ([01]))?)$/.exec(line)
   if (match === null) return { _tag: "Other", text: line }
-  const id = Number(match[2])
-  const value = Number(match[3])
-  return match[1] === "P" ? { _tag: "Started", id, pid: value } : { _tag: "Exited", id, status: value }
+  if (match[1] !== undefined) return { _tag: "Started", id: Number(match[1]), pid: Number(match[2]) }
+  const exited = { _tag: "Exited", id: Number(match[3]), status: Number(match[4]) } as const
+  return match[5] === undefined ? exited : { ...exited, stderr: match[5] === "1" }
 }
