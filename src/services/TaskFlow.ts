@@ -92,8 +92,8 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       yield* runner.stopAll // running wake commands' process groups are stopped
       const saved = yield* ledger.saveCurrent
       if (saved._tag === "Failure") yield* Effect.logError("final queue save failed", { error: saved.failure.message })
-      // what waited for that save (the files of tasks the hub acknowledged) is done now
-      for (const command of yield* ledger.takeReleased) yield* commands.execute(command)
+      // the files that waited for that save (of tasks the hub acknowledged) go now
+      for (const taskId of yield* ledger.takeReleased) yield* commands.execute({ _tag: "Cleanup", taskId })
     }))
 
     const queue = SubscriptionRef.changes(model).pipe(Stream.map((m) => m.queue), Stream.changes)

@@ -123,7 +123,7 @@ describe("the outbox", () => {
   const two = model([task("a", "reporting"), task("b", "reporting")], [complete("a"), { type: "task_failed", task_id: "b", reason: "x", generation: 1 }],
     { inFlight: { taskId: "a", type: "task_complete", seq: 1, generation: 1 }, sends: 1 })
   it.each([
-    ["terminal ack of the report in flight: settled, next one sent", hub({ type: "task_ack", task_id: "a", status: "complete" }), ["Unwatch", "StopWake graceful", "SendReport task_failed b", "OnceSaved Cleanup"], ["b"]],
+    ["terminal ack of the report in flight: settled, next one sent", hub({ type: "task_ack", task_id: "a", status: "complete" }), ["Unwatch", "StopWake graceful", "SendReport task_failed b", "CleanupOnceSaved"], ["b"]],
     ["task_ack accepted: nothing", hub({ type: "task_ack", task_id: "a", status: "accepted" }), [], ["a", "b"]],
     ["an ack without status for a report not in flight: nothing", hub({ type: "task_ack", task_id: "b" }), [], ["a", "b"]],
     ["a refusal of the kind in flight: dropped, files later", hub({ type: "error", error: "task_complete_failed: not_found" }), ["Unwatch", "StopWake graceful", "SendReport task_failed b", "Later CleanupDue"], ["b"]],

@@ -43,7 +43,6 @@ const describe = (c: Command): string => {
     case "Reply": return `Reply ${c.ok}`
     case "Later": return `Later ${c.input._tag}`
     case "Retry": return `Retry ${c.input._tag}`
-    case "OnceSaved": return `OnceSaved ${describe(c.command)}`
     default: return c._tag
   }
 }

@@ -65,4 +65,22 @@ describe("TaskFlow saves", () => {
     yield* advanceTo(FLUSH_AFTER_MS)
     assert.strictEqual(statusOn(yield* store.saved, "t-1"), "working", "flushed by the flush armed at 0, 50 ms after the change")
   }))
+
+  it.effect("a task assigned again before its ack reached disk keeps its new files", () => Effect.gen(function*() {
+    const store = yield* controllableStore
+    const waker = yield* scriptedWaker([], "success")
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
+    yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
+    yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
+    yield* advanceTo(FLUSH_AFTER_MS + 10)
+    yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
+    // the hub hands out the same id again: its accept is the save that takes the ack along
+    yield* s.receive({ type: "task_assign", task_id: "t-1", description: "again", generation: 2 })
+    assert.strictEqual((yield* s.task("t-1"))?.generation, 2)
+    assert.isTrue((yield* s.files).has("t-1.task.json"), "the new assignment's task file stays")
+    yield* advanceTo(10 * FLUSH_AFTER_MS)
+    assert.isTrue((yield* s.files).has("t-1.task.json"))
+    assert.include((yield* s.files).get("t-1.task.json") ?? "", "again")
+  }))
 })

@@ -77,9 +77,10 @@ export type Command =
   | { readonly _tag: "WriteCancelled"; readonly taskId: string }
   | { readonly _tag: "RejectResult"; readonly taskId: string }
   | { readonly _tag: "Cleanup"; readonly taskId: string }
-  /** Carry out `command` once the queue as decided so far is on disk: at once after a saved decision, else after the
-   *  save that takes this lazy one along (the next durable save, or the flush). */
-  | { readonly _tag: "OnceSaved"; readonly command: Exclude<Command, { readonly _tag: "OnceSaved" }> }
+  /** Remove the task's files once the queue without it is on disk: at once after a saved decision, else after the
+   *  save that takes this lazy one along (the next durable save, or the flush); not if the task is held again by
+   *  then (the files are the new assignment's). */
+  | { readonly _tag: "CleanupOnceSaved"; readonly taskId: string }
   /** Decide `input` after `afterMs`; a later `Later` with the same key replaces this one. */
   | { readonly _tag: "Later"; readonly key: string; readonly afterMs: number; readonly input: Input }
   /** Keep a text the hub could not take whole (a reason over its limit) in `rejected/` for a person to read. */

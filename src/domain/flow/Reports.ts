@@ -93,7 +93,7 @@ const settle = (tx: Tx, id: string, refusal: string | undefined): void => {
   if (refusal === undefined) {
     // the ack is lazy (TaskDecider.ts): the files go once the queue without the task is on disk, so what is on disk
     // never names a task whose files are gone
-    tx.emit({ _tag: "OnceSaved", command: { _tag: "Cleanup", taskId: id } })
+    tx.emit({ _tag: "CleanupOnceSaved", taskId: id })
     tx.log("info", "report acknowledged by the hub; task done", { task_id: id })
   } else {
     tx.emit({ _tag: "Later", key: `cleanup:${id}`, afterMs: tx.config.cleanupGraceMs, input: { _tag: "CleanupDue", taskId: id } })

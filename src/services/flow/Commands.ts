@@ -13,8 +13,8 @@ import type { Submit, TaskRunner } from "./TaskRunner.ts"
 
 export const REPORT_ANSWER_TIMEOUT_MS = 10_000
 
-/** The commands carried out here; `OnceSaved` is the dispatcher's, which knows what is on disk (Ledger). */
-export type Act = Exclude<Command, { readonly _tag: "OnceSaved" }>
+/** The commands carried out here; `CleanupOnceSaved` is the dispatcher's, which knows what is on disk (Ledger). */
+export type Act = Exclude<Command, { readonly _tag: "CleanupOnceSaved" }>
 
 export interface Carried {
   /** The answer for whoever submitted the input (operator, runner). */

@@ -21,14 +21,15 @@ export interface DispatcherDeps {
 }
 
 export const makeDispatcher = ({ ledger, commands, model }: DispatcherDeps) => {
-  /** Commands freed by a save (`OnceSaved` ones whose decision it took along): files removed, nothing to answer. */
-  const releasedBySave = Effect.flatMap(ledger.takeReleased, (freed) => Effect.forEach(freed, commands.execute, { discard: true }))
-  const run = (command: Command): Effect.Effect<Carried> => command._tag === "OnceSaved"
-    ? Effect.flatMap(ledger.onceSaved(command.command), (now) => Effect.as(Effect.forEach(now, commands.execute, { discard: true }), {}))
+  const cleanup = (taskId: string) => commands.execute({ _tag: "Cleanup", taskId })
+  /** The files a save freed (`CleanupOnceSaved` of decisions it took along): removed after the decision's own
+   *  commands, so they never delay what the hub waits for (a `task_accepted`). */
+  const releasedBySave = Effect.flatMap(ledger.takeReleased, (ids) => Effect.forEach(ids, cleanup, { discard: true }))
+  const run = (command: Command): Effect.Effect<Carried> => command._tag === "CleanupOnceSaved"
+    ? Effect.flatMap(ledger.cleanupNow(command.taskId), (now) => now ? cleanup(command.taskId) : Effect.succeed({}))
     : commands.execute(command)
   /** A saved decision's commands, in order; facts learned on the way are decided at once (`learned`). */
   const carryOut = (decision: Decision, armFlush: boolean) => Effect.gen(function*() {
-    yield* releasedBySave
     if (armFlush) yield* commands.execute({ _tag: "Later", key: "flush", afterMs: FLUSH_AFTER_MS, input: { _tag: "Flush" } })
     let ok = true
     let learned = false
@@ -40,6 +41,7 @@ export const makeDispatcher = ({ ledger, commands, model }: DispatcherDeps) => {
         yield* step(carried.next, false)
       }
     }
+    yield* releasedBySave
     return { ok, learned }
   })
   /** One input: decided and saved, then carried out. */

@@ -11,10 +11,9 @@
 import { Clock, Duration, Effect, Ref, Schedule, SubscriptionRef } from "effect"
 import type { Input } from "../../domain/flow/Messages.ts"
 import type { DeciderConfig, Model } from "../../domain/flow/Model.ts"
-import { busyOrIdle } from "../../domain/QueueOps.ts"
+import { busyOrIdle, findTask } from "../../domain/QueueOps.ts"
 import type { QueueFile } from "../../domain/Task.ts"
 import { decide, type Decision } from "../../domain/TaskDecider.ts"
-import type { Act } from "./Commands.ts"
 import type { HubClient } from "../HubClient.ts"
 import type { Health } from "../Health.ts"
 import type { QueueStore } from "../QueueStore.ts"
@@ -50,10 +49,10 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
   const onDisk = yield* Ref.make((yield* SubscriptionRef.get(model)).queue)
   const flushDue = yield* Ref.make(false)
   const publishQueueMetrics = makeQueueMetrics()
-  // `OnceSaved` commands waiting for the save that takes their lazy decision along, and those a save has freed
-  // (only the dispatcher's one fiber touches them)
-  let waiting: Array<Act> = []
-  const released: Array<Act> = []
+  // tasks whose files wait for the save that takes their lazy removal along (`CleanupOnceSaved`), and those a save
+  // has freed (only the dispatcher's one fiber touches them)
+  let waiting: Array<string> = []
+  const released: Array<string> = []
 
   /** Makes a decided model the current one; true when a flush must be armed for lazy changes. */
   const publish = (before: Model, next: Model): Effect.Effect<boolean> => Effect.gen(function*() {
@@ -73,15 +72,15 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     return Effect.andThen(Ref.set(onDisk, queue), health.ok("queue"))
   }))
 
-  /** `command` (an `OnceSaved` one) to carry out now if the queue as decided is on disk; else it waits for the next save. */
-  const onceSaved = (command: Act): Effect.Effect<ReadonlyArray<Act>> => Effect.gen(function*() {
-    if ((yield* SubscriptionRef.get(model)).queue === (yield* Ref.get(onDisk))) return [command]
-    waiting.push(command)
-    return []
+  /** True: the queue as decided is on disk, remove `taskId`'s files now; false: they wait for the next save. */
+  const cleanupNow = (taskId: string): Effect.Effect<boolean> => Effect.gen(function*() {
+    if ((yield* SubscriptionRef.get(model)).queue === (yield* Ref.get(onDisk))) return true
+    waiting.push(taskId)
+    return false
   })
 
-  /** The commands freed by the saves since the last call, to carry out now. */
-  const takeReleased = Effect.sync(() => released.splice(0))
+  /** The tasks whose files the saves since the last call freed for removal, less those held again meanwhile. */
+  const takeReleased = Effect.map(SubscriptionRef.get(model), (m) => released.splice(0).filter((id) => findTask(m.queue, id) === undefined))
 
   /** Saves the current queue (shutdown); its failure is the caller's to log. */
   const saveCurrent = Effect.flatMap(SubscriptionRef.get(model), (m) => save(m.queue))
@@ -128,7 +127,7 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     const armFlush = yield* publish(before, decision.model)
     return { decision, saved, armFlush }
   })
-  return { commit, commitBatch, publish, onceSaved, takeReleased, saveCurrent }
+  return { commit, commitBatch, publish, cleanupNow, takeReleased, saveCurrent }
 })
 
 export type Ledger = Effect.Success<ReturnType<typeof makeLedger>>
