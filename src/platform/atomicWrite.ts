@@ -17,7 +17,7 @@ export const DIR_MODE = 0o700
 // times a task). Only the two fsyncs, which wait for the disk for as long as the disk takes, stay off the event loop.
 
 /** Node's errno error as Effect's PlatformError, with the reasons `@effect/platform-node-shared` gives the same codes. */
-const toPlatformError = (method: string, path: string) => (error: unknown): PlatformError.PlatformError => {
+export const toPlatformError = (method: string, path: string) => (error: unknown): PlatformError.PlatformError => {
   const code = (error as NodeJS.ErrnoException | undefined)?.code
   const tag = code === "ENOENT" ? "NotFound"
     : code === "EACCES" || code === "EPERM" ? "PermissionDenied"
@@ -33,9 +33,9 @@ const toPlatformError = (method: string, path: string) => (error: unknown): Plat
   })
 }
 
-const attempt = <A>(method: string, path: string, f: () => A) => Effect.try({ try: f, catch: toPlatformError(method, path) })
+export const attempt = <A>(method: string, path: string, f: () => A) => Effect.try({ try: f, catch: toPlatformError(method, path) })
 
-const fsync = (fd: number, path: string) => Effect.callback<void, PlatformError.PlatformError>((resume) => {
+export const fsync = (fd: number, path: string) => Effect.callback<void, PlatformError.PlatformError>((resume) => {
   NFS.fsync(fd, (error) => resume(error === null ? Effect.void : Effect.fail(toPlatformError("sync", path)(error))))
 })
 

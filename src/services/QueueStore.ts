@@ -7,6 +7,7 @@
 import { Clock, Context, Effect, FileSystem, Layer, Option, Path, Ref, Schema } from "effect"
 import { emptyQueue, fromLegacy, QueueFile } from "../domain/Task.ts"
 import { ensureDirectory, openDirectory, writeAtomic } from "../platform/atomicWrite.ts"
+import { replaceRecycling } from "../platform/recycledWrite.ts"
 import { describeOsError } from "../platform/osError.ts"
 import { SidecarConfig } from "./SidecarConfig.ts"
 import { makeReportBodies } from "./store/ReportBodies.ts"
@@ -84,7 +85,8 @@ export class QueueStore extends Context.Service<QueueStore, {
         // large results are written to files of their own first (once), so this write stays small
         const stored = yield* bodies.externalize(queue)
         const text = encodeJson(stored)
-        const write = writeAtomic(queuePath, text, Option.isSome(directory) ? { directoryFd: directory.value } : {}).pipe(provide, withPath)
+        // the folder open: the previous queue's inode is the next temp file (recycledWrite.ts)
+        const write = (Option.isSome(directory) ? replaceRecycling(queuePath, text, directory.value) : writeAtomic(queuePath, text)).pipe(provide, withPath)
         yield* write.pipe(Effect.catchReason("PlatformError", "NotFound", () =>
           ensureDirectory(path.dirname(queuePath)).pipe(Effect.andThen(writeAtomic(queuePath, text)), provide, withPath)))
         yield* bodies.tidy(stored.outbox)

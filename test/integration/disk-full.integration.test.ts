@@ -56,7 +56,9 @@ printf '{"status":"success","output":"kept"}' > .r && mv .r "$RESULT_FILE") >/de
     yield* hub.waitFor((f) => f.type === "task_accepted" && f["task_id"] === "t-1")
     yield* hub.waitFor((f) => f.type === "wake_result" && f["task_id"] === "t-1")
 
-    // fill the disk, then let the agent finish
+    // fill the disk, then let the agent finish. The queue's spare inode (recycledWrite.ts) goes first: its page would
+    // otherwise hold the next small queue, and a full disk must mean no save can succeed
+    NFS.rmSync(`${state}/.queue.json.spare`, { force: true })
     spawnSync("dd", ["if=/dev/zero", `of=${state}/filler`, "bs=4k"], { stdio: "ignore" })
     // and the last pages: until not even a small file can be written
     for (let i = 0; ; i++) {

@@ -17,7 +17,7 @@ import { syncBuiltinESMExports } from "node:module"` see them.
 const spyNodeFs = (calls: Array<string>) => Effect.acquireRelease(Effect.sync(() => {
   const name = (p: NFS.PathLike) => String(p).split("/").pop()!.replace(/\.\d+\.[a-z0-9]+\.tmp$/, ".TMP")
   const fds = new Map<number, string>()
-  const original = { openSync: fs.openSync, writeFileSync: fs.writeFileSync, fsync: fs.fsync, renameSync: fs.renameSync }
+  const original = { openSync: fs.openSync, writeFileSync: fs.writeFileSync, fsync: fs.fsync, renameSync: fs.renameSync, linkSync: fs.linkSync }
   fs.openSync = (path: NFS.PathLike, flags?: NFS.OpenMode, mode?: NFS.Mode | null) => {
     const fd = original.openSync(path, flags ?? "r", mode)
     fds.set(fd, name(path))
@@ -36,6 +36,10 @@ const spyNodeFs = (calls: Array<string>) => Effect.acquireRelease(Effect.sync(()
     calls.push(`rename ${name(from)} -> ${name(to)}`)
     original.renameSync(from, to)
   }
+  fs.linkSync = (existing: NFS.PathLike, added: NFS.PathLike) => {
+    original.linkSync(existing, added)
+    calls.push(`link ${name(existing)} -> ${name(added)}`) // only a link made (the first save has no queue to link)
+  }
   syncBuiltinESMExports()
   return original
 }), (original) => Effect.sync(() => {
@@ -50,24 +54,65 @@ const task = (id: string): QueueFile["tasks"][number] => ({
 const storeIn = (dir: string) => QueueStore.layer.pipe(Layer.provide(SidecarConfig.layer(defaultSettings(dir))))
 
 describe("QueueStore (real files)", () => {
-  it.live("save: temp file written and fsynced, then renamed, then the directory fsynced", () => Effect.gen(function*() {
+  it.live("save: temp file written and fsynced, then renamed, then the directory fsynced; the old inode is the next temp file", () => Effect.gen(function*() {
     const dir = yield* tempDir
     const calls: Array<string> = []
     yield* spyNodeFs(calls)
-    yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-1")] })).pipe(
-      Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer)))
-    )
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = NFS.constants
+    const saves = Effect.gen(function*() {
+      yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-1")] }))
+      const first = NFS.statSync(`${dir}/queue.json`).ino
+      yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-2")] }))
+      return first
+    })
+    const first = yield* saves.pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
     const dirName = dir.split("/").pop()!
     assert.deepStrictEqual(calls, [
       `open ${dirName} r`, // the folder is opened once, when the store starts
-      "open .queue.json.TMP wx",
-      "write .queue.json.TMP",
-      "fsync .queue.json.TMP",
-      "rename .queue.json.TMP -> queue.json",
+      // the first save: no spare yet, a new temp file (created exclusively, never through a symlink)
+      `open .queue.json.spare ${O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW}`,
+      "write .queue.json.spare",
+      "fsync .queue.json.spare",
+      "rename .queue.json.spare -> queue.json",
+      `fsync ${dirName}`,
+      // the second: the spare does not exist yet either (the first save had no old queue to keep)
+      `open .queue.json.spare ${O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW}`,
+      "write .queue.json.spare",
+      "fsync .queue.json.spare",
+      "link queue.json -> .queue.json.old", // the old queue keeps a name: its inode is not freed
+      "rename .queue.json.spare -> queue.json",
+      "rename .queue.json.old -> .queue.json.spare",
       `fsync ${dirName}`
     ])
     assert.strictEqual(NFS.statSync(`${dir}/queue.json`).mode & 0o777, 0o600)
-    assert.deepStrictEqual(NFS.readdirSync(dir), ["queue.json"], "no temp file left behind")
+    assert.strictEqual(NFS.statSync(`${dir}/.queue.json.spare`).ino, first, "the first queue's inode waits as the spare")
+    assert.deepStrictEqual(NFS.readdirSync(dir).sort(), [".queue.json.spare", "queue.json"], "no other file left behind")
+    assert.include(NFS.readFileSync(`${dir}/queue.json`, "utf8"), "t-2")
+
+    // the third save writes into that spare: no new inode
+    calls.length = 0
+    yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-3")] })).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
+    assert.include(calls, `open .queue.json.spare ${O_WRONLY | O_NOFOLLOW}`)
+    assert.strictEqual(NFS.statSync(`${dir}/queue.json`).ino, first)
+    assert.include(NFS.readFileSync(`${dir}/queue.json`, "utf8"), "t-3")
+  }))
+
+  it.live("a spare that is not a plain file of its own is never written into: a fresh temp file is used", () => Effect.gen(function*() {
+    const layer = (dir: string) => storeIn(dir).pipe(Layer.provide(PlatformLayer))
+    // a second name of queue.json itself (writing into it would tear the queue before the new one is durable)
+    const dir = yield* tempDir
+    yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-1")] })).pipe(Effect.provide(layer(dir)))
+    NFS.linkSync(`${dir}/queue.json`, `${dir}/.queue.json.spare`)
+    yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-2")] })).pipe(Effect.provide(layer(dir)))
+    assert.include(NFS.readFileSync(`${dir}/queue.json`, "utf8"), "t-2")
+    // a symlink planted as the spare: not followed, its target untouched
+    const other = yield* tempDir
+    NFS.writeFileSync(`${other}/precious`, "keep me")
+    NFS.rmSync(`${dir}/.queue.json.spare`, { force: true })
+    NFS.symlinkSync(`${other}/precious`, `${dir}/.queue.json.spare`)
+    yield* QueueStore.use((s) => s.save({ ...emptyQueue, tasks: [task("t-3")] })).pipe(Effect.provide(layer(dir)))
+    assert.strictEqual(NFS.readFileSync(`${other}/precious`, "utf8"), "keep me")
+    assert.include(NFS.readFileSync(`${dir}/queue.json`, "utf8"), "t-3")
   }))
 
   it.live("round trip, and a missing file loads as empty", () => Effect.gen(function*() {
