@@ -17,7 +17,7 @@ const NS = "4026531836"
 const deadPid = () => spawnSync("true").pid
 
 /** A folder `name` in `tmp` holding `files`; its path. */
-const folder = (tmp: string, name: string, files: ReadonlyArray<string> = ["1.req", "1.taken", "1.err", "2.err"]) => {
+const folder = (tmp: string, name: string, files: ReadonlyArray<string> = ["slot-0.req", "slot-0.taken", "slot-12.req", "1.err", "2.err"]) => {
   const path = NPath.join(tmp, name)
   NFS.mkdirSync(path, { mode: 0o700 })
   for (const file of files) NFS.writeFileSync(NPath.join(path, file), "x")
@@ -31,6 +31,7 @@ describe("sweepDeadFolders", () => {
     const removed = [
       folder(tmp, `agent-sidecar-wake-${dead}-${NS}-Ab12Cd`),
       folder(tmp, `agent-sidecar-wake-${dead}-${NS}-zzzzzz`, []),
+      folder(tmp, `agent-sidecar-wake-${dead}-${NS}-0ldV3r`, ["1.req", "1.taken", "1.err"]), // an earlier version's names
       // our pid, but not a folder this process made: a restarted container's sidecar often gets the same pid
       folder(tmp, `agent-sidecar-wake-${process.pid}-${NS}-Ab12Cd`)
     ]
@@ -42,6 +43,8 @@ describe("sweepDeadFolders", () => {
       folder(tmp, `agent-sidecar-wake-${dead}-${NS}-Ab1`),
       folder(tmp, "agent-sidecar-wake-Ab12Cd"), // an older version's name: no pid to judge by
       folder(tmp, `agent-sidecar-wake-0-${NS}-Ab12Cd`),
+      folder(tmp, `agent-sidecar-wake-${dead}-${NS}-notes2`, ["slot-0.req", "slot-0.err"]), // not a wake file's name
+      folder(tmp, `agent-sidecar-wake-${dead}-${NS}-notes3`, ["slot-.req"]),
       folder(tmp, `agent-sidecar-wake-${dead}-${NS}-notes1`, ["1.req", "notes.txt"]) // not only wake files
     ]
     const link = NPath.join(tmp, `agent-sidecar-wake-${dead}-${NS}-Link01`)

@@ -8,7 +8,8 @@
  * - only names that match exactly, of our pid namespace (`pidns`: containers that share a /tmp with separate pid
  *   namespaces cannot tell whether each other's pids are alive, so they leave each other's folders alone);
  * - only real directories (lstat: a symlink is never followed) owned by our uid, in a temp dir that only its owner
- *   or root can rename entries of (sticky, or not writable by others), holding nothing but `N.req`/`N.taken`/`N.err`;
+ *   or root can rename entries of (sticky, or not writable by others), holding nothing but wake files: request slots
+ *   `slot-K.req`/`slot-K.taken`, stderr files `N.err`, and an earlier version's `N.req`/`N.taken`;
  * - never a folder whose pid is alive. A reused pid keeps a dead folder until that pid is free again: a bounded
  *   leak, not one per crash. Our own pid is reused too (a restarted container's sidecar is often pid 1 again), so a
  *   folder with our pid that this process did not make is dead: `ours` lists the ones it made (and says when it is
@@ -21,7 +22,7 @@ import { unlinkIfThere } from "../../platform/quickFs.ts"
 
 const FOLDER_PREFIX = "agent-sidecar-wake-"
 const FOLDER_NAME = /^agent-sidecar-wake-([1-9][0-9]*)-([0-9]+)-[A-Za-z0-9]{6}$/
-const FILE_NAME = /^[0-9]+\.(?:req|taken|err)$/
+const FILE_NAME = /^(?:slot-[0-9]+\.(?:req|taken)|[0-9]+\.(?:req|taken|err))$/
 
 /**
  * The folders this process made and has not removed yet, and how many it is making right now (made but not yet
