@@ -1,14 +1,10 @@
 /**
  * The wake server's protocol, without processes: quoting, what goes through Node's spawn instead, the server's
- * lines, and taking back an unanswered request (issue 14). The server itself: test/integration/fork-server.
+ * lines (issue 14). Request slots and taking back an unanswered request: requestSlots.test.ts. The server itself:
+ * test/integration/fork-server and wake-slots.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import * as NFS from "node:fs"
-import * as NPath from "node:path"
-import { withdraw } from "../../src/services/waker/ForkServer.ts"
 import { type LaunchSpec, parseServerLine, requestSource, shQuote, unsupported } from "../../src/services/waker/launchScript.ts"
-import { scopedTempDir } from "../support/tempDir.ts"
 
 const sh = (script: string): LaunchSpec => ({ command: "/bin/sh", args: ["-c", script], env: { PATH: "/usr/bin:/bin" }, cwd: "/" })
 
@@ -42,18 +38,4 @@ describe("launchScript", () => {
     // the shared part is the same text for every launch that shares the object
     assert.include(requestSource(4, "/d/4.err", { ...sh("false"), baseEnv, env: {} }), `'PATH=/bin' 'SHARED=a b' '/bin/sh'`)
   })
-})
-
-describe("withdraw", () => {
-  it.effect("withdraws a request the server has not taken (it can never run) and reports one it has taken", () => Effect.gen(function*() {
-    const dir = yield* scopedTempDir("fork-server-withdraw-")
-    const req = NPath.join(dir, "1.req")
-    const taken = NPath.join(dir, "1.taken")
-    NFS.writeFileSync(req, "__launch ...")
-    assert.strictEqual(withdraw(req, taken), "withdrawn")
-    assert.isFalse(NFS.existsSync(req), "a server that takes it now finds no file and skips it")
-    NFS.writeFileSync(req, "__launch ...")
-    NFS.writeFileSync(taken, "")
-    assert.strictEqual(withdraw(req, taken), "taken")
-  }))
 })

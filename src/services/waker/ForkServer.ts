@@ -11,6 +11,7 @@ import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { readTailOrEmpty, unlinkIfThere } from "../../platform/quickFs.ts"
 import { type LaunchSpec, parseServerLine, requestSource, SERVER_SCRIPT, unsupported } from "./launchScript.ts"
+import { makeSlotPool, withdraw, writeRequest } from "./requestSlots.ts"
 import { makeWakeFolder } from "./wakeFolder.ts"
 
 export class ForkServerUnavailable extends Schema.TaggedError<ForkServerUnavailable>()("ForkServerUnavailable", {
@@ -38,7 +39,7 @@ export interface KillPolicy {
 }
 
 export interface ForkServer {
-  /** The private folder (0700) of request and stderr files. */
+  /** The private folder (0700) of request slots and stderr files. */
   readonly directory: string
   readonly launch: (spec: LaunchSpec, kill: KillPolicy) => Effect.Effect<Launched, ForkServerUnavailable | ForkServerLost, Scope.Scope>
 }
@@ -108,8 +109,9 @@ export const makeForkServer = Effect.gen(function*() {
   // its finalizers (SIGKILL): see wakeFolder.ts.
   const { folder: dir, swept } = yield* makeWakeFolder((prefix) => fs.makeTempDirectoryScoped({ prefix }))
   if (swept.length > 0) yield* Effect.logDebug(`removed ${swept.length} wake folder(s) of sidecars that died: ${swept.join(", ")}`)
-  // Launches waiting for their `P`/`X` lines, by id. Only touched from Effects on the one JS thread.
+  // Launches waiting for their `P`/`X` lines, by id, and the request slots. Only touched on the one JS thread.
   const waiting = new Map<number, Waiting>()
+  const slots = makeSlotPool(dir)
   const connection = yield* Ref.make(Option.none<Connection>())
   let nextId = 1
 
@@ -125,6 +127,7 @@ export const makeForkServer = Effect.gen(function*() {
     // An ended command's subshell is a zombie until the server runs `jobs`: an empty line asks for just that, a
     // moment later, since the subshell exits just after writing its `X` line.
     if (parsed._tag === "Exited") yield* Effect.sleep(REAP_AFTER_MS).pipe(Effect.andThen(Queue.offer(input, NUDGE)), Effect.forkIn(scope))
+    slots.passed(parsed.id)
     const w = waiting.get(parsed.id)
     if (w === undefined) return
     if (parsed._tag === "Started") yield* Deferred.succeed(w.started, parsed.pid)
@@ -169,15 +172,21 @@ export const makeForkServer = Effect.gen(function*() {
     if (why !== undefined) return yield* new ForkServerUnavailable({ reason: `the wake server cannot pass this ${why}` })
     const conn = yield* Ref.get(connection)
     if (Option.isNone(conn)) return yield* new ForkServerUnavailable({ reason: "the wake server is not running" })
-    const id = nextId++
-    const requestFile = NPath.join(dir, `${id}.req`)
-    const errFile = NPath.join(dir, `${id}.err`)
-    const takenFile = NPath.join(dir, `${id}.taken`)
     const w: Waiting = {
       started: yield* Deferred.make<number, ForkServerUnavailable>(),
       exited: yield* Deferred.make<number, ForkServerUnavailable>(),
       stderr: undefined
     }
+    // The slot is held until the server answered (`P`), the request was withdrawn, or the scope closes first; only
+    // then may another launch write it (and only once the server is past it: requestSlots.ts).
+    const slot = slots.acquire()
+    let holding = true
+    const letGo = () => {
+      if (holding) slots.release(slot)
+      holding = false
+    }
+    let id = 0
+    let errFile = ""
     let pid: number | undefined
     let released = false
     yield* Effect.addFinalizer(() => Effect.gen(function*() {
@@ -187,22 +196,37 @@ export const makeForkServer = Effect.gen(function*() {
         if (Option.isNone(ended)) yield* signalGroup(pid, "SIGKILL")
       }
       waiting.delete(id)
-      for (const file of [requestFile, errFile, takenFile]) unlinkIfThere(file)
+      // Ended before the server answered (interrupted, or the line could not be sent): take the request back, so
+      // that a server that has not taken it yet skips it.
+      if (holding) unlinkIfThere(slot.requestFile)
+      letGo()
+      if (errFile !== "") unlinkIfThere(errFile)
     }))
     const unavailable = (reason: string) => new ForkServerUnavailable({ reason })
+    // One synchronous step from taking the id to sending the line, so that ids reach the server in increasing
+    // order, which the slots' reuse counts on.
     yield* Effect.try({
-      try: () => NFS.writeFileSync(requestFile, requestSource(id, errFile, spec), { mode: 0o600, flag: "wx" }),
-      catch: (e) => unavailable(`could not write the request: ${String(e)}`)
+      try: () => {
+        id = nextId++
+        errFile = NPath.join(dir, `${id}.err`)
+        writeRequest(slot, requestSource(id, errFile, spec))
+        if (!Queue.offerUnsafe(conn.value.input, encoder.encode(`${slot.index} ${id}\n`))) throw new Error("the wake server is stopping")
+        slot.sentId = id
+        waiting.set(id, w)
+      },
+      catch: (e) => unavailable(`could not send the request: ${String(e)}`)
     })
-    waiting.set(id, w)
-    yield* Queue.offer(conn.value.input, encoder.encode(`${id}\n`))
     const startedPid = yield* Deferred.await(w.started).pipe(
       Effect.timeoutOrElse({ duration: START_TIMEOUT_MS, orElse: () => Effect.fail(unavailable("the wake server did not answer")) }),
       // Withdraw the request: one the server had not taken is safe to run elsewhere; a taken one may be running.
-      Effect.catchTag("ForkServerUnavailable", (e): Effect.Effect<never, ForkServerUnavailable | ForkServerLost> =>
-        withdraw(requestFile, takenFile) === "withdrawn"
+      Effect.catchTag("ForkServerUnavailable", (e): Effect.Effect<never, ForkServerUnavailable | ForkServerLost> => {
+        const outcome = withdraw(slot, id)
+        letGo()
+        return outcome === "withdrawn"
           ? Effect.fail(e)
-          : Effect.fail(new ForkServerLost({ reason: `${e.reason} after taking the request` }))))
+          : Effect.fail(new ForkServerLost({ reason: `${e.reason} after taking the request` }))
+      }))
+    letGo()
     pid = startedPid
     const started: Launched = {
       pid: startedPid,
@@ -218,12 +242,3 @@ export const makeForkServer = Effect.gen(function*() {
 
 // The request and stderr files are the server's private scratch files of a few KB, never fsynced: synchronous calls
 // (quickFs.ts) cost microseconds, where each async call is a round trip through libuv's thread pool (about 9 a wake).
-
-/**
- * Takes back a request the server has not answered. The request file goes first, then the taken mark is looked at:
- * a server that marks it after that finds no file and skips it, so "withdrawn" means it can never run.
- */
-export const withdraw = (requestFile: string, takenFile: string): "withdrawn" | "taken" => {
-  unlinkIfThere(requestFile)
-  return NFS.existsSync(takenFile) ? "taken" : "withdrawn"
-}

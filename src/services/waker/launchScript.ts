@@ -4,8 +4,9 @@
  * faults and Node's stdio plumbing cost about 4 ms of CPU per task; a small shell forks in a fraction of that.
  *
  * A request is a file of shell source that calls `__launch` with every value single-quoted (see `shQuote`), so no
- * task text is ever parsed as code; the server is told the file's id on one line, because `read` takes a long line
- * one byte per syscall and a task's JSON may be 64 KiB. Per request the server answers `P <id> <pid>` once the
+ * task text is ever parsed as code; it travels in a slot file that is reused (`requestSlots.ts`), and the server is
+ * told the slot and the request's id on one line, because `read` takes a long line one byte per syscall and a task's
+ * JSON may be 64 KiB. Per request the server answers `P <id> <pid>` once the
  * command runs and `X <id> <status>` when it ends (`$?`: the exit code, or 128 + N for signal N). The command runs
  * in its own session (`setsid`, so the sidecar can signal its whole process group, as Node's `detached` does), with
  * exactly the environment given (`env -i`), stdin and stdout on /dev/null and stderr in `<id>.err`. The `X` line
@@ -18,14 +19,18 @@ export const shQuote = (value: string): string => `'${value.replaceAll("'", "'\\
 /**
  * The server: `$1` setsid, `$2` env, `$3` the request folder. The command runs in a background subshell that waits
  * for it and reports its status; `jobs` after every line reaps the subshells that have ended (dash keeps finished
- * background jobs as zombies until asked), and an empty line asks for just that. Before reading request `<id>` the server
- * marks it taken (`<id>.taken`, by a redirection: no fork), so a sidecar that gives up waiting can tell a request it
- * may run elsewhere (withdrawn before it was taken) from one that may have started. A withdrawn request is skipped
- * (`.` of a missing file would end the server). The loop ends when the sidecar
- * closes the server's stdin.
+ * background jobs as zombies until asked), and an empty line asks for just that. A line `<slot> <id>` asks it to run
+ * request `<id>` from `slot-<slot>.req`. Before reading the request the server marks it taken, writing `<id>` into
+ * `slot-<slot>.taken` (a redirection: no fork, and no new file once the slot was used), so a sidecar that gives up
+ * waiting can tell a request it may run elsewhere (withdrawn before it was taken) from one that may have started
+ * (`withdraw` in requestSlots.ts). A withdrawn request's file is gone and its line is skipped; `command .` keeps a
+ * file withdrawn between the test and the `.` from ending the server (a special builtin's error would). `__launch`
+ * runs only the request its line names (`__want`): a slot holding another request runs nothing. Everything per
+ * line is a builtin: the only forks are the command's. The loop ends when the sidecar closes the server's stdin.
  */
 export const SERVER_SCRIPT = `
 __launch() {
+  [ "$1" = "$__want" ] || return 0
   __id=$1 __err=$2 __cwd=$3
   shift 3
   (
@@ -37,11 +42,17 @@ __launch() {
   ) &
 }
 __setsid=$1 __env=$2 __dir=$3
-while IFS= read -r __req; do
-  case $__req in
+while IFS= read -r __line; do
+  __slot=\${__line%%' '*} __want=\${__line#*' '}
+  case $__line in
     '') ;;
-    *[!0-9]*) echo "E bad request line" ;;
-    *) if true >"$__dir/$__req.taken" && [ -r "$__dir/$__req.req" ]; then . "$__dir/$__req.req"; fi ;;
+    *' '*) case $__slot:$__want in
+        *[!0-9:]*|:*|*:|*:*:*) echo "E bad request line" ;;
+        *) if echo "$__want" >"$__dir/slot-$__slot.taken" && [ -r "$__dir/slot-$__slot.req" ]; then
+             command . "$__dir/slot-$__slot.req"
+           fi ;;
+      esac ;;
+    *) echo "E bad request line" ;;
   esac
   jobs >/dev/null
 done
