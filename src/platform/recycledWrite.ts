@@ -11,7 +11,8 @@
  *
  * One replace, `<dir>/.<name>.spare` and `<dir>/.<name>.old` beside `<dir>/<name>`:
  * 1. the spare is opened without following a symlink and used only if it is a regular file with no other name
- *    (so it can never be the target itself); it is truncated, written and fsynced (else a fresh temp file is used);
+ *    (so it can never be the target itself); it is overwritten, cut to the new length and fsynced (else a fresh
+ *    temp file is used);
  * 2. `link(target, .old)`: the current inode gets a second name, so the rename does not free it;
  * 3. `rename(spare, target)`: the atomic step; 4. `rename(.old, spare)`: the old inode is the next spare;
  * 5. fsync the folder. A crash between steps leaves the target whole (old or new) and at worst a stray `.old`,
@@ -27,14 +28,14 @@ const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = NFS.constants
 // Windows has no O_NOFOLLOW: there the spare is not used (a fresh temp file each time, as writeAtomic does)
 const canRecycle = O_NOFOLLOW !== undefined
 
-/** The spare's descriptor, ready to be written, or undefined when there is no usable spare (then a fresh temp file). */
-const openSpare = (spare: string): number | undefined => {
+/** The spare's descriptor and its current size, or undefined when there is no usable spare (then a fresh temp file). */
+const openSpare = (spare: string): { readonly fd: number; readonly size: number } | undefined => {
   let fd: number
   try {
     fd = NFS.openSync(spare, O_WRONLY | O_NOFOLLOW)
   } catch {
     try {
-      return NFS.openSync(spare, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, FILE_MODE)
+      return { fd: NFS.openSync(spare, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, FILE_MODE), size: 0 }
     } catch {
       return undefined
     }
@@ -46,18 +47,28 @@ const openSpare = (spare: string): number | undefined => {
     unlinkIfThere(spare)
     return undefined
   }
-  NFS.ftruncateSync(fd, 0)
-  return fd
+  return { fd, size: info.size }
+}
+
+/** Writes `data` over the file from its start and cuts what is left of the old content. Not truncating first keeps
+ *  the file's blocks: they are written again in place, where a truncate freed them and the write took new ones
+ *  (0.13 ms of the accept path under strace). */
+const overwrite = (fd: number, size: number, data: string) => {
+  const bytes = Buffer.from(data, "utf8")
+  let written = 0
+  while (written < bytes.length) written += NFS.writeSync(fd, bytes, written, bytes.length - written, written)
+  if (size > bytes.length) NFS.ftruncateSync(fd, bytes.length)
 }
 
 export const replaceRecycling = Effect.fnUntraced(function*(file: string, data: string, directoryFd: number) {
   const dir = NPath.dirname(file)
   const spare = NPath.join(dir, `.${NPath.basename(file)}.spare`)
   const old = NPath.join(dir, `.${NPath.basename(file)}.old`)
-  const fd = canRecycle ? openSpare(spare) : undefined
-  if (fd === undefined) return yield* writeAtomic(file, data, { directoryFd })
+  const opened = canRecycle ? openSpare(spare) : undefined
+  if (opened === undefined) return yield* writeAtomic(file, data, { directoryFd })
+  const { fd, size } = opened
   yield* Effect.gen(function*() {
-    yield* attempt("writeAll", spare, () => NFS.writeFileSync(fd, data))
+    yield* attempt("writeAll", spare, () => overwrite(fd, size, data))
     yield* fsync(fd, spare)
   }).pipe(Effect.ensuring(Effect.sync(() => NFS.closeSync(fd))), Effect.onError(() => Effect.sync(() => unlinkIfThere(spare))))
   unlinkIfThere(old)

@@ -17,7 +17,7 @@ import { syncBuiltinESMExports } from "node:module"` see them.
 const spyNodeFs = (calls: Array<string>) => Effect.acquireRelease(Effect.sync(() => {
   const name = (p: NFS.PathLike) => String(p).split("/").pop()!.replace(/\.\d+\.[a-z0-9]+\.tmp$/, ".TMP")
   const fds = new Map<number, string>()
-  const original = { openSync: fs.openSync, writeFileSync: fs.writeFileSync, fsync: fs.fsync, renameSync: fs.renameSync, linkSync: fs.linkSync }
+  const original = { openSync: fs.openSync, writeFileSync: fs.writeFileSync, writeSync: fs.writeSync, fsync: fs.fsync, renameSync: fs.renameSync, linkSync: fs.linkSync }
   fs.openSync = (path: NFS.PathLike, flags?: NFS.OpenMode, mode?: NFS.Mode | null) => {
     const fd = original.openSync(path, flags ?? "r", mode)
     fds.set(fd, name(path))
@@ -28,6 +28,10 @@ const spyNodeFs = (calls: Array<string>) => Effect.acquireRelease(Effect.sync(()
     calls.push(`write ${typeof file === "number" ? fds.get(file) : name(file as NFS.PathLike)}`)
     original.writeFileSync(file, data, options)
   }
+  fs.writeSync = ((fd: number, ...rest: Array<unknown>) => {
+    calls.push(`write ${fds.get(fd)}`)
+    return (original.writeSync as (fd: number, ...rest: Array<unknown>) => number)(fd, ...rest)
+  }) as typeof fs.writeSync
   fs.fsync = ((fd: number, callback: NFS.NoParamCallback) => {
     calls.push(`fsync ${fds.get(fd)}`)
     original.fsync(fd, callback)
@@ -95,6 +99,15 @@ describe("QueueStore (real files)", () => {
     assert.include(calls, `open .queue.json.spare ${O_WRONLY | O_NOFOLLOW}`)
     assert.strictEqual(NFS.statSync(`${dir}/queue.json`).ino, first)
     assert.include(NFS.readFileSync(`${dir}/queue.json`, "utf8"), "t-3")
+
+    // a spare that held a longer queue: written over and cut to the new length, nothing of the old one left
+    const long: QueueFile = { ...emptyQueue, tasks: ["a", "b", "c", "d", "e"].map(task) }
+    const layer = storeIn(dir).pipe(Layer.provide(PlatformLayer))
+    yield* QueueStore.use((s) => Effect.andThen(s.save(long), s.save(long))).pipe(Effect.provide(layer))
+    const short: QueueFile = { ...emptyQueue, tasks: [task("z")] }
+    yield* QueueStore.use((s) => s.save(short)).pipe(Effect.provide(layer))
+    assert.strictEqual(NFS.readFileSync(`${dir}/queue.json`, "utf8"), JSON.stringify(short))
+    assert.deepStrictEqual(yield* QueueStore.use((s) => s.load).pipe(Effect.provide(layer)), short)
   }))
 
   it.live("a spare that is not a plain file of its own is never written into: a fresh temp file is used", () => Effect.gen(function*() {
