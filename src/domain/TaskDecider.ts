@@ -21,17 +21,16 @@ export type { Decision } from "./flow/Tx.ts"
  *  succeeded *is* saved at once), `.started` seen (recovery looks at the files: an agent that started is never
  *  woken again), and the hub's acks (issue 14: only the accept and the report must be on disk before the next
  *  step). A terminal ack not yet on disk at a crash leaves its report in the outbox: the next start sends it once
- *  more, and the hub answers it as the duplicate it is (acked again, or `task_complete_failed`: dropped). */
-const lazy = (input: Input): boolean =>
+ *  more, and the hub answers it as the duplicate it is (acked again, or `task_complete_failed`: dropped). An ack is
+ *  lazy only while other work is held, since only then is another save coming soon for it to ride along with; the
+ *  ack that leaves the sidecar idle is saved at once, and its task's files go with it. */
+const lazy = (input: Input, after: Model): boolean =>
   input._tag === "WakeAttemptStarted" || input._tag === "WakeAttemptEnded" ||
   (input._tag === "Agent" && (input.event._tag === "Started" || input.event._tag === "Progress")) ||
-  (input._tag === "Hub" && input.message.type === "task_ack")
+  (input._tag === "Hub" && input.message.type === "task_ack" && (after.queue.tasks.length > 0 || after.queue.outbox.length > 0))
 
 export const decide = (model: Model, input: Input, now: number, config: DeciderConfig): Decision => {
   const tx = new Tx(model, now, config)
-  // A decision that changes nothing of the queue has nothing of its own to make durable: it does not force out
-  // the lazy changes before it (a wake that ends after the agent has already started, say).
-  tx.durable = !lazy(input)
   switch (input._tag) {
     case "Hub":
       onHubMessage(tx, input.message)
@@ -93,6 +92,9 @@ export const decide = (model: Model, input: Input, now: number, config: DeciderC
       saveFailed(tx, input)
       break
   }
+  // A decision that changes nothing of the queue has nothing of its own to make durable: it does not force out
+  // the lazy changes before it (a wake that ends after the agent has already started, say).
+  tx.durable = !lazy(input, tx.model)
   return tx.done()
 }
 

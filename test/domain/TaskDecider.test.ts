@@ -340,11 +340,17 @@ describe("what must be on disk before the commands run (issue 14)", () => {
     expect(durable(inFlight, hub({ type: "error", error: "task_complete_failed: not_found" }))).toBe(true)
     expect(durable(model([task("t", "waking")]), { _tag: "WakeSucceeded", taskId: "t" })).toBe(true)
   })
-  it("the hub's terminal ack rides along with the next durable save: at worst the report is sent once more after a crash", () => {
-    const inFlight = model([task("a", "reporting")], [complete("a")], { inFlight: { taskId: "a", type: "task_complete", seq: 1, generation: 1 }, sends: 1 })
-    const acked = run(inFlight, hub({ type: "task_ack", task_id: "a", status: "complete" }))
-    expect(acked.model.queue.outbox).toEqual([])
-    expect(acked.durable).toBe(false)
+  it("the hub's terminal ack rides along with the next durable save while other work is held; the last one is saved at once", () => {
+    const ack = hub({ type: "task_ack", task_id: "a", status: "complete" })
+    const inFlight = { inFlight: { taskId: "a", type: "task_complete", seq: 1, generation: 1 }, sends: 1 } as const
+    // another task is working: its next save comes soon (at worst the report is sent once more after a crash)
+    const busy = run(model([task("a", "reporting"), task("b", "working")], [complete("a")], inFlight), ack)
+    expect(busy.model.queue.outbox).toEqual([])
+    expect(busy.durable).toBe(false)
+    // the ack that leaves the sidecar idle: no save is coming for it to ride along with
+    const last = run(model([task("a", "reporting")], [complete("a")], inFlight), ack)
+    expect(last.model.queue).toEqual({ version: 2, tasks: [], outbox: [] })
+    expect(last.durable).toBe(true)
   })
   it("a decision that leaves the queue as it was forces nothing out, unless it is a Flush", () => {
     // the agent started (a lazy change) before its wake command exited: the wake's success changes nothing

@@ -5,48 +5,63 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { advanceTo, controllableStore, scriptedWaker, startSidecar } from "../support/harness.ts"
+import { advanceTo, controllableStore, scriptedWaker, startSidecar, testSettings } from "../support/harness.ts"
 import { FLUSH_AFTER_MS } from "../../src/services/flow/Ledger.ts"
 
 const statusOn = (saved: { readonly tasks: ReadonlyArray<{ readonly task_id: string; readonly status: string }> }, id: string) =>
   saved.tasks.find((t) => t.task_id === id)?.status
 
 describe("TaskFlow saves", () => {
-  it.effect("the hub's ack is not saved at once: it is on disk FLUSH_AFTER_MS later, the report gone from the outbox", () => Effect.gen(function*() {
+  it.effect("the hub's ack is not saved at once while another task works: on disk FLUSH_AFTER_MS later, files then", () => Effect.gen(function*() {
     const store = yield* controllableStore
     const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks: 2 }) })
     yield* s.receive({ type: "identified" })
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
+    yield* s.receive({ type: "task_assign", task_id: "t-2", generation: 1 }) // still working when t-1 is acked
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
-    yield* advanceTo(FLUSH_AFTER_MS + 10) // whatever flush the task's own steps armed has come and gone
+    yield* advanceTo(FLUSH_AFTER_MS + 10) // whatever flush the tasks' own steps armed has come and gone
     assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"], "the report is durable before it is sent")
     assert.deepStrictEqual(yield* s.sentOf("task_complete"), [{ type: "task_complete", task_id: "t-1", result: { status: "success" }, generation: 1 }])
 
     yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
-    assert.deepStrictEqual(yield* s.flow.snapshot, { version: 2, tasks: [], outbox: [] })
+    assert.deepStrictEqual((yield* s.flow.snapshot).outbox, [])
     assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"], "not saved at once")
     assert.isTrue((yield* s.files).has("t-1.task.json"), "the files stay while the queue on disk still names the task")
     yield* advanceTo(2 * FLUSH_AFTER_MS + 9)
     assert.deepStrictEqual((yield* store.saved).outbox.map((r) => r.task_id), ["t-1"])
     assert.isTrue((yield* s.files).has("t-1.task.json"))
     yield* advanceTo(2 * FLUSH_AFTER_MS + 10)
-    assert.deepStrictEqual(yield* store.saved, { version: 2, tasks: [], outbox: [] })
+    assert.deepStrictEqual((yield* store.saved).outbox, [])
+    assert.deepStrictEqual((yield* store.saved).tasks.map((t) => t.task_id), ["t-2"])
     assert.isFalse((yield* s.files).has("t-1.task.json"), "removed once the ack is on disk")
   }))
 
-  it.effect("the ack rides along with the next durable save (the next task's accept)", () => Effect.gen(function*() {
+  it.effect("the ack that leaves the sidecar idle is saved at once, and the task's files go with it", () => Effect.gen(function*() {
     const store = yield* controllableStore
     const waker = yield* scriptedWaker([], "success")
     const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
     yield* s.receive({ type: "identified" })
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
+    yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
+    assert.deepStrictEqual(yield* store.saved, { version: 2, tasks: [], outbox: [] })
+    assert.isFalse((yield* s.files).has("t-1.task.json"))
+  }))
+
+  it.effect("the ack rides along with the next durable save (the next task's accept)", () => Effect.gen(function*() {
+    const store = yield* controllableStore
+    const waker = yield* scriptedWaker([], "success")
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks: 3 }) })
+    yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "w", generation: 1 }) // keeps working throughout
+    yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
+    yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
     yield* advanceTo(FLUSH_AFTER_MS + 10)
     yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
     yield* s.receive({ type: "task_assign", task_id: "t-2", generation: 1 })
     const saved = yield* store.saved
-    assert.deepStrictEqual(saved.tasks.map((t) => t.task_id), ["t-2"])
+    assert.deepStrictEqual(saved.tasks.map((t) => t.task_id), ["w", "t-2"])
     assert.deepStrictEqual(saved.outbox, [])
     assert.isFalse((yield* s.files).has("t-1.task.json"), "t-1's files went with that save")
   }))
@@ -69,8 +84,9 @@ describe("TaskFlow saves", () => {
   it.effect("a task assigned again before its ack reached disk keeps its new files", () => Effect.gen(function*() {
     const store = yield* controllableStore
     const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
+    const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks: 3 }) })
     yield* s.receive({ type: "identified" })
+    yield* s.receive({ type: "task_assign", task_id: "w", generation: 1 }) // keeps the ack lazy
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
     yield* advanceTo(FLUSH_AFTER_MS + 10)
