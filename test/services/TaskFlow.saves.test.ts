@@ -11,12 +11,18 @@ import { FLUSH_AFTER_MS } from "../../src/services/flow/Ledger.ts"
 const statusOn = (saved: { readonly tasks: ReadonlyArray<{ readonly task_id: string; readonly status: string }> }, id: string) =>
   saved.tasks.find((t) => t.task_id === id)?.status
 
+/** A sidecar on the in-memory layers with a store that shows what was saved, identified, wakes succeeding. */
+const identified = (maxActiveTasks = 1) => Effect.gen(function*() {
+  const store = yield* controllableStore
+  const waker = yield* scriptedWaker([], "success")
+  const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks }) })
+  yield* s.receive({ type: "identified" })
+  return { store, s }
+})
+
 describe("TaskFlow saves", () => {
   it.effect("the hub's ack is not saved at once while another task works: on disk FLUSH_AFTER_MS later, files then", () => Effect.gen(function*() {
-    const store = yield* controllableStore
-    const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks: 2 }) })
-    yield* s.receive({ type: "identified" })
+    const { store, s } = yield* identified(2)
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
     yield* s.receive({ type: "task_assign", task_id: "t-2", generation: 1 }) // still working when t-1 is acked
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
@@ -38,10 +44,7 @@ describe("TaskFlow saves", () => {
   }))
 
   it.effect("the ack that leaves the sidecar idle is saved at once, and the task's files go with it", () => Effect.gen(function*() {
-    const store = yield* controllableStore
-    const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
-    yield* s.receive({ type: "identified" })
+    const { store, s } = yield* identified()
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
     yield* s.receive({ type: "task_ack", task_id: "t-1", status: "complete" })
@@ -50,10 +53,7 @@ describe("TaskFlow saves", () => {
   }))
 
   it.effect("the ack rides along with the next durable save (the next task's accept)", () => Effect.gen(function*() {
-    const store = yield* controllableStore
-    const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks: 3 }) })
-    yield* s.receive({ type: "identified" })
+    const { store, s } = yield* identified(3)
     yield* s.receive({ type: "task_assign", task_id: "w", generation: 1 }) // keeps working throughout
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
@@ -67,10 +67,7 @@ describe("TaskFlow saves", () => {
   }))
 
   it.effect("a lazy change after a durable save is flushed by the flush already armed: never later than FLUSH_AFTER_MS", () => Effect.gen(function*() {
-    const store = yield* controllableStore
-    const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer })
-    yield* s.receive({ type: "identified" })
+    const { store, s } = yield* identified()
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 }) // its wake attempt is lazy: a flush is armed now
     yield* advanceTo(100)
     yield* s.receive({ type: "task_assign", task_id: "t-2", generation: 1 }) // durable: saves everything so far
@@ -82,10 +79,7 @@ describe("TaskFlow saves", () => {
   }))
 
   it.effect("a task assigned again before its ack reached disk keeps its new files", () => Effect.gen(function*() {
-    const store = yield* controllableStore
-    const waker = yield* scriptedWaker([], "success")
-    const s = yield* startSidecar({ waker: waker.layer, store: store.layer, settings: testSettings({ maxActiveTasks: 3 }) })
-    yield* s.receive({ type: "identified" })
+    const { s } = yield* identified(3)
     yield* s.receive({ type: "task_assign", task_id: "w", generation: 1 }) // keeps the ack lazy
     yield* s.receive({ type: "task_assign", task_id: "t-1", generation: 1 })
     yield* s.emit({ _tag: "Succeeded", taskId: "t-1", result: { status: "success" } })
