@@ -47,10 +47,10 @@ export const lineScrubber = (secrets: ReadonlyArray<Redacted.Redacted<string>>):
 
 /**
  * Opens `path` for appending (O_APPEND, created 0600, folder made 0700) for the scope's life and returns a
- * synchronous line writer. A failed write (disk full) is reported once on stderr per run of failures and
- * never fails the caller: losing a log line must not stop the daemon.
+ * synchronous writer of lines (UTF-8, each ending in a newline). A failed write (disk full) is reported once on
+ * stderr per run of failures and never fails the caller: losing a log line must not stop the daemon.
  */
-export const appendLines = (path: string): Effect.Effect<(line: string) => void, unknown, Scope.Scope | FileSystem.FileSystem> =>
+export const appendLines = (path: string): Effect.Effect<(bytes: Uint8Array) => void, unknown, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     yield* ensureDirectory(NodePath.dirname(path))
     const fd = yield* Effect.acquireRelease(
@@ -58,8 +58,7 @@ export const appendLines = (path: string): Effect.Effect<(line: string) => void,
       (fd) => Effect.sync(() => NFS.closeSync(fd))
     )
     let failing = false
-    return (line: string) => {
-      const bytes = Buffer.from(`${line}\n`, "utf8")
+    return (bytes: Uint8Array) => {
       try {
         let written = 0
         while (written < bytes.length) written += NFS.writeSync(fd, bytes, written)
@@ -77,10 +76,9 @@ export const appendLines = (path: string): Effect.Effect<(line: string) => void,
  * in the stream (so lines keep their order) and the write takes the whole line at once; otherwise, and for a
  * pipe that is full (EAGAIN), the stream takes it, as before.
  */
-const printLine = (line: string): void => {
+const printLine = (bytes: Uint8Array): void => {
   const stdout = process.stdout
   if (stdout.writableLength === 0) {
-    const bytes = Buffer.from(`${line}\n`, "utf8")
     try {
       const written = NFS.writeSync(1, bytes)
       if (written < bytes.length) streamWrite(stdout, bytes.subarray(written))
@@ -89,7 +87,7 @@ const printLine = (line: string): void => {
       // EAGAIN (a full non-blocking pipe), EPIPE, a closed fd: the stream handles these as it always has
     }
   }
-  streamWrite(stdout, `${line}\n`)
+  streamWrite(stdout, bytes)
 }
 
 /** As `console.log` writes: a failed write (a reader that went away) must not become an unhandled 'error'. */
@@ -103,17 +101,20 @@ const streamWrite = (stream: NodeJS.WriteStream, chunk: string | Uint8Array): vo
 export const makeLogger = (options: {
   readonly format: LogFormat
   readonly scrub: (line: string) => string
-  readonly file?: ((line: string) => void) | undefined
+  readonly file?: ((bytes: Uint8Array) => void) | undefined
 }): Logger.Logger<unknown, void> => {
   const { file, format, scrub } = options
+  const encode = (line: string) => Buffer.from(`${line}\n`, "utf8")
   return Logger.make((event) => {
     const record = toRecord(event)
     const json = file !== undefined || format === "json" ? scrub(renderJson(record)) : ""
-    file?.(json)
+    // the same JSON line for both sinks is encoded once
+    const jsonBytes = json === "" ? undefined : encode(json)
+    if (file !== undefined && jsonBytes !== undefined) file(jsonBytes)
     const line = format === "json" ? json : scrub(renderHuman(record, event.date))
     const console = event.fiber.getRef(Console.Console)
     // a Console of its own (a test's, an embedding application's) gets the line as before
-    if (console === globalThis.console) printLine(line)
+    if (console === globalThis.console) printLine(format === "json" && jsonBytes !== undefined ? jsonBytes : encode(line))
     else console.log(line)
   })
 }

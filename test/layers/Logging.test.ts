@@ -4,11 +4,11 @@
  * line in the file as soon as it is logged.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Console, Effect, Layer, Redacted } from "effect"
+import { Cause, Console, Effect, Formatter, Layer, Redacted } from "effect"
 import { TestConsole } from "effect/testing"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
-import { LoggingLayer, type LogFormat } from "../../src/layers/Logging.ts"
+import { type LogRecord, LoggingLayer, type LogFormat, renderJson } from "../../src/layers/Logging.ts"
 import { scopedTempDir } from "../support/tempDir.ts"
 
 /** `logs/sidecar.log` in a new temp folder, removed when the test ends. */
@@ -138,4 +138,18 @@ describe("log lines", () => {
     assert.strictEqual(value.mode, 0o600)
     assert.strictEqual(value.dirMode, 0o700)
   }))
+})
+
+describe("renderJson", () => {
+  const record = (extra: Record<string, unknown>): LogRecord => Object.assign(Object.create(null) as Record<string, unknown>,
+    { time: "2026-11-28T00:00:00.000Z", level: "info", msg: "m \"q\" \n é" }, extra) as LogRecord
+  it("writes a flat record exactly as formatJson does (its fast path), and keeps formatJson for the rest", () => {
+    for (const extra of [{}, { task_id: "t-1", n: 3, ok: true, none: null, nan: Number.NaN, weird: "\u0000\u2028<" }]) {
+      const r = record(extra)
+      assert.strictEqual(renderJson(r), Formatter.formatJson(r))
+    }
+    const secret = record({ token: Redacted.make("s3cret"), nested: { a: 1 } })
+    assert.strictEqual(renderJson(secret), Formatter.formatJson(secret))
+    assert.notInclude(renderJson(secret), "s3cret")
+  })
 })
