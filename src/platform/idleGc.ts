@@ -24,7 +24,6 @@ const exposeGc = (): Gc | undefined => {
 }
 
 const heapTotal = () => NV8.getHeapStatistics().total_heap_size
-const fullGc = (): Gc | undefined => exposeGc()
 
 export const collectWhenIdle = (options: {
   /** True while the daemon holds no work (no task, no report waiting). */
@@ -36,7 +35,7 @@ export const collectWhenIdle = (options: {
   readonly collector?: () => Gc | undefined
 }) => Effect.gen(function*() {
   const heapSize = options.heapSize ?? heapTotal
-  const collector = options.collector ?? fullGc
+  const collector = options.collector ?? exposeGc
   let gc: Gc | undefined
   let after = heapSize()
   const look = Effect.flatMap(options.idle, (idle) => Effect.suspend(() => {

@@ -22,7 +22,7 @@ import { Effect } from "effect"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { attempt, FILE_MODE, fsync, writeAtomic } from "./atomicWrite.ts"
-import { unlinkIfThere } from "./quickFs.ts"
+import { unlinkIfThere, writeOver } from "./quickFs.ts"
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = NFS.constants
 // Windows has no O_NOFOLLOW: there the spare is not used (a fresh temp file each time, as writeAtomic does)
@@ -50,16 +50,6 @@ const openSpare = (spare: string): { readonly fd: number; readonly size: number 
   return { fd, size: info.size }
 }
 
-/** Writes `data` over the file from its start and cuts what is left of the old content. Not truncating first keeps
- *  the file's blocks: they are written again in place, where a truncate freed them and the write took new ones
- *  (0.13 ms of the accept path under strace). */
-const overwrite = (fd: number, size: number, data: string) => {
-  const bytes = Buffer.from(data, "utf8")
-  let written = 0
-  while (written < bytes.length) written += NFS.writeSync(fd, bytes, written, bytes.length - written, written)
-  if (size > bytes.length) NFS.ftruncateSync(fd, bytes.length)
-}
-
 export const replaceRecycling = Effect.fnUntraced(function*(file: string, data: string, directoryFd: number) {
   const dir = NPath.dirname(file)
   const spare = NPath.join(dir, `.${NPath.basename(file)}.spare`)
@@ -68,7 +58,7 @@ export const replaceRecycling = Effect.fnUntraced(function*(file: string, data: 
   if (opened === undefined) return yield* writeAtomic(file, data, { directoryFd })
   const { fd, size } = opened
   yield* Effect.gen(function*() {
-    yield* attempt("writeAll", spare, () => overwrite(fd, size, data))
+    yield* attempt("writeAll", spare, () => writeOver(fd, data, size))
     yield* fsync(fd, spare)
   }).pipe(Effect.ensuring(Effect.sync(() => NFS.closeSync(fd))), Effect.onError(() => Effect.sync(() => unlinkIfThere(spare))))
   unlinkIfThere(old)

@@ -33,7 +33,6 @@ export const RECONCILE_WAIT_MS = 2_000
 export const STALE_RETAIN_MS = 5 * 60_000
 export const KEEP_ALIVE_MS = 60_000
 
-
 export class TaskFlow extends Context.Service<TaskFlow, {
   onHub(message: HubMessage): Effect.Effect<void>
   onFile(event: AgentEvent): Effect.Effect<void>
@@ -76,8 +75,8 @@ export class TaskFlow extends Context.Service<TaskFlow, {
     const runner = yield* makeTaskRunner({ config, waker, files, model, submit, keepAliveMs: KEEP_ALIVE_MS, spans })
     const commands = yield* makeCommands({ hub, files, runner, submit, submitRetry: enqueue(true), spans })
 
-    const dispatch = makeDispatcher({ ledger, commands, model })
-    yield* Queue.takeAll(mailbox).pipe(Effect.flatMap(dispatch), Effect.forever, Effect.forkScoped)
+    const dispatcher = makeDispatcher({ ledger, commands, model })
+    yield* Queue.takeAll(mailbox).pipe(Effect.flatMap(dispatcher.dispatch), Effect.forever, Effect.forkScoped)
     yield* submit({ _tag: "Boot" })
     // The connection as the HubClient sees it (a drop is announced by no message).
     yield* hub.changes.pipe(
@@ -93,7 +92,7 @@ export class TaskFlow extends Context.Service<TaskFlow, {
       const saved = yield* ledger.saveCurrent
       if (saved._tag === "Failure") yield* Effect.logError("final queue save failed", { error: saved.failure.message })
       // the files that waited for that save (of tasks the hub acknowledged) go now
-      for (const taskId of yield* ledger.takeReleased) yield* commands.execute({ _tag: "Cleanup", taskId })
+      yield* dispatcher.releasedBySave
     }))
 
     const queue = SubscriptionRef.changes(model).pipe(Stream.map((m) => m.queue), Stream.changes)

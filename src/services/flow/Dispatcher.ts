@@ -81,5 +81,5 @@ export const makeDispatcher = ({ ledger, commands, model }: DispatcherDeps) => {
       }), () => { current = false })
     }
   }).pipe(Effect.uninterruptible)
-  return handleBatch
+  return { dispatch: handleBatch, releasedBySave }
 }

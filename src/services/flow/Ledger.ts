@@ -64,7 +64,7 @@ export const makeLedger = ({ store, hub, model, config, health }: LedgerDeps) =>
     return next.queue !== (yield* Ref.get(onDisk)) && !(yield* Ref.getAndSet(flushDue, true))
   })
 
-  /** Saves `queue` durably; on success it is what is on disk, and the commands that waited for it are freed. */
+  /** Saves `queue` durably; on success it is what is on disk, and the task files that waited for it are freed. */
   const save = (queue: QueueFile) => Effect.result(store.save(queue)).pipe(Effect.tap((result) => {
     if (result._tag === "Failure") return Effect.void
     released.push(...waiting)

@@ -18,7 +18,7 @@
  */
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
-import { readTextOrEmpty, unlinkIfThere } from "../../platform/quickFs.ts"
+import { readTextOrEmpty, unlinkIfThere, writeOver } from "../../platform/quickFs.ts"
 
 export interface Slot {
   readonly index: number
@@ -72,17 +72,12 @@ const WRITE_FLAGS = NFS.constants.O_WRONLY | NFS.constants.O_CREAT | NFS.constan
  * Writes `source` into the slot's request file in place. O_CREAT without O_EXCL: the inode is made on the slot's
  * first request (0600, in the server's 0700 folder), or again after a request was taken back (`withdraw`, or a
  * launch that ended before its answer removed the file); on an existing file it makes nothing. O_NOFOLLOW: never
- * through a symlink. No O_TRUNC: the old request is written over from the start and only what is left of a longer
- * one is cut, so the file keeps its blocks (truncating freed them and the write took new ones, the costliest step of
- * a wake's request in a profile).
+ * through a symlink. No O_TRUNC: the old request is written over in place (`writeOver`).
  */
 export const writeRequest = (slot: Slot, source: string): void => {
   const fd = NFS.openSync(slot.requestFile, WRITE_FLAGS, 0o600)
   try {
-    const bytes = Buffer.from(source, "utf8")
-    let written = 0
-    while (written < bytes.length) written += NFS.writeSync(fd, bytes, written, bytes.length - written, written)
-    if (NFS.fstatSync(fd).size > bytes.length) NFS.ftruncateSync(fd, bytes.length)
+    writeOver(fd, source, NFS.fstatSync(fd).size)
   } finally {
     NFS.closeSync(fd)
   }
