@@ -3,7 +3,11 @@
  * `npm run bench`. Starts the bin against the bench hub with the instant agent, warms up with 50 tasks, runs N
  * (env N, default 1000) tasks 4 at a time, and prints user and system CPU per task, minor page faults per task and
  * the children's (wake command, agent) CPU. PROBE=perf records `perf record -g` of the daemon into /tmp/perf.data;
- * SELF=1 runs without a wake command, the probe writing the agent's files. PROBE=strace counts every thread's syscalls into /tmp/strace.txt. BENCH_DAEMON_ARGS passes Node flags as in run.ts.
+ * SELF=1 runs without a wake command, the probe writing the agent's files (SELF_DELAY=MS: after waiting MS before
+ * each file, as a slower agent would; BENCH_NOOP_AGENT=1: with a wake command that only exits, so the wake's own cost
+ * shows). PROBE=strace counts every thread's syscalls into /tmp/strace.txt. BENCH_DAEMON_ARGS passes Node flags as in
+ * run.ts; BENCH_FROM_SOURCE=1 runs the TypeScript sources (profiles name src/ files), BENCH_STDOUT=FILE keeps the
+ * daemon's stdout (V8's --trace-gc lines), BENCH_LOG_LEVEL sets its log_level, KEEP=1 keeps the temp folder.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NFS from "node:fs"
@@ -26,7 +30,10 @@ const selfStartTasks = async (hub: BenchHub, resultsDir: string, n: number, pref
       hub.send({ type: "task_assign", task_id: id, description: `bench task ${id}`, metadata: { bench: true }, generation: 1 })
       const answer = await hub.waitFor((f) => f["task_id"] === id && (f.type === "task_accepted" || f.type === "task_rejected"), mark)
       if (answer.frame.type !== "task_accepted") throw new Error(`task ${id} refused`)
+      const delay = Number(process.env.SELF_DELAY ?? 0)
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
       NFS.writeFileSync(NPath.join(resultsDir, `${id}.started`), "")
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
       agentWritesResult(resultsDir, id)
       await hub.waitFor((f) => f["task_id"] === id && f.type === "task_complete", mark)
     }
@@ -79,7 +86,7 @@ const n = Number(process.env.N ?? 1000)
 const tmp = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "cpu-probe-"))
 const hub = await BenchHub.start()
 try {
-  const daemon = await startDaemon(ours, hub, tmp, "bench-instant", !self)
+  const daemon = await startDaemon(ours, hub, tmp, "bench-instant", !self || process.env.BENCH_NOOP_AGENT === "1")
   const run = async (count: number, prefix: string): Promise<void> => {
     if (self) await selfStartTasks(hub, daemon.resultsDir, count, prefix)
     else await runTasks(hub, count, 4, prefix)
@@ -107,5 +114,5 @@ try {
   await daemon.stop()
 } finally {
   await hub.close()
-  NFS.rmSync(tmp, { recursive: true, force: true })
+  if (process.env.KEEP !== "1") NFS.rmSync(tmp, { recursive: true, force: true })
 }

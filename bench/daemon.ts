@@ -42,7 +42,7 @@ printf '{"status":"success","output":"done %s"}' "$id" > "$tmp.result" && mv "$t
 
 const writeScript = (dir: string): string => {
   const script = NPath.join(dir, "agent.sh")
-  NFS.writeFileSync(script, AGENT_SCRIPT, { mode: 0o755 })
+  NFS.writeFileSync(script, process.env.BENCH_NOOP_AGENT === "1" ? "#!/bin/sh\nexit 0\n" : AGENT_SCRIPT, { mode: 0o755 })
   return script
 }
 
@@ -54,9 +54,9 @@ export const ours: Subject = {
   spawn: (hub, dir, agentId, wake) => {
     NFS.writeFileSync(NPath.join(dir, "config.json"), JSON.stringify({
       agent_id: agentId, token: "bench-token", hub_url: hub.url, results_dir: "./results", queue_path: "./queue.json",
-      max_active_tasks: 4, ...(wake !== undefined ? { wake_command: ["/bin/sh", wake] } : {})
+      max_active_tasks: 4, ...(process.env.BENCH_LOG_LEVEL !== undefined ? { log_level: process.env.BENCH_LOG_LEVEL } : {}), ...(wake !== undefined ? { wake_command: ["/bin/sh", wake] } : {})
     }, null, 2), { mode: 0o600 })
-    const env = { ...process.env, AGENT_SIDECAR_FROM_SOURCE: "0" }
+    const env = { ...process.env, AGENT_SIDECAR_FROM_SOURCE: process.env.BENCH_FROM_SOURCE === "1" ? "1" : "0" }
     const child = spawn(process.execPath, [...((process.env.BENCH_DAEMON_ARGS ?? "").split(" ").filter((a) => a !== "")), "--import", HOOK, BIN, "run", "--config", NPath.join(dir, "config.json")],
       { cwd: dir, env, stdio: ["ignore", "pipe", "pipe", "ipc"] })
     return { child, resultsDir: NPath.join(dir, "results") }
@@ -163,6 +163,8 @@ export const startDaemon = async (subject: Subject, hub: BenchHub, dir: string, 
   const { child, resultsDir } = subject.spawn(hub, dir, agentId, script)
   let stdoutBytes = 0
   child.stdout!.on("data", (chunk: Buffer) => { stdoutBytes += chunk.length })
+  // BENCH_STDOUT=FILE: a copy of the daemon's stdout (e.g. V8's --trace-gc lines) for looking into a run
+  if (process.env.BENCH_STDOUT !== undefined) child.stdout!.pipe(NFS.createWriteStream(process.env.BENCH_STDOUT))
   let stderr = ""
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => { stderr = (stderr + chunk).slice(-4000) })
   const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>

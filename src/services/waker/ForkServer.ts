@@ -114,6 +114,9 @@ export const makeForkServer = Effect.gen(function*() {
   const slots = makeSlotPool(dir)
   const connection = yield* Ref.make(Option.none<Connection>())
   let nextId = 1
+  // the reap nudges' fiber is running, and an exit came since its last nudge was scheduled (see onLine)
+  let nudging = false
+  let exitedWhileNudging = false
 
   const failAll = (reason: string) => Effect.forEach([...waiting.values()], (w) =>
     Effect.all([
@@ -125,8 +128,25 @@ export const makeForkServer = Effect.gen(function*() {
     const parsed = parseServerLine(line)
     if (parsed._tag === "Other") return yield* Effect.logWarning(`wake server: ${line}`)
     // An ended command's subshell is a zombie until the server runs `jobs`: an empty line asks for just that, a
-    // moment later, since the subshell exits just after writing its `X` line.
-    if (parsed._tag === "Exited") yield* Effect.sleep(REAP_AFTER_MS).pipe(Effect.andThen(Queue.offer(input, NUDGE)), Effect.forkIn(scope))
+    // moment later, since the subshell exits just after writing its `X` line. One nudge reaps every subshell ended
+    // by then, so exits share it (issue 14: a fiber, a timer and a line per task before); an exit that came while it
+    // waited gets one more, a full moment later, so every `X` is followed by a nudge at least that late.
+    if (parsed._tag === "Exited") {
+      if (nudging) exitedWhileNudging = true
+      else {
+        nudging = true
+        yield* Effect.gen(function*() {
+          do {
+            exitedWhileNudging = false
+            yield* Effect.sleep(REAP_AFTER_MS)
+            yield* Queue.offer(input, NUDGE)
+          } while (exitedWhileNudging)
+        }).pipe(
+          // also when the server's life ends first (its scope interrupts this): the next life nudges afresh
+          Effect.ensuring(Effect.sync(() => { nudging = false })),
+          Effect.forkIn(scope))
+      }
+    }
     slots.passed(parsed.id)
     const w = waiting.get(parsed.id)
     if (w === undefined) return

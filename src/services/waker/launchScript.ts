@@ -21,7 +21,9 @@ export const shQuote = (value: string): string => `'${value.replaceAll("'", "'\\
  * for it and reports its status; `jobs` after every line reaps the subshells that have ended (dash keeps finished
  * background jobs as zombies until asked), and an empty line asks for just that. A line `<slot> <id>` asks it to run
  * request `<id>` from `slot-<slot>.req`. Before reading the request the server marks it taken, writing `<id>` into
- * `slot-<slot>.taken` (a redirection: no fork, and no new file once the slot was used), so a sidecar that gives up
+ * `slot-<slot>.taken` (a redirection: no fork, and no new file once the slot was used; `1<>` writes over the old id
+ * in place instead of truncating the file, which freed its block and took a new one per wake: ids only grow, so the
+ * new one always covers the old), so a sidecar that gives up
  * waiting can tell a request it may run elsewhere (withdrawn before it was taken) from one that may have started
  * (`withdraw` in requestSlots.ts). A withdrawn request's file is gone and its line is skipped; `command .` keeps a
  * file withdrawn between the test and the `.` from ending the server (a special builtin's error would). `__launch`
@@ -48,7 +50,7 @@ while IFS= read -r __line; do
     '') ;;
     *' '*) case $__slot:$__want in
         *[!0-9:]*|:*|*:|*:*:*) echo "E bad request line" ;;
-        *) if echo "$__want" >"$__dir/slot-$__slot.taken" && [ -r "$__dir/slot-$__slot.req" ]; then
+        *) if echo "$__want" 1<>"$__dir/slot-$__slot.taken" && [ -r "$__dir/slot-$__slot.req" ]; then
              command . "$__dir/slot-$__slot.req"
            fi ;;
       esac ;;

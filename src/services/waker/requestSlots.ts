@@ -89,9 +89,10 @@ export const writeRequest = (slot: Slot, source: string): void => {
  *
  * Why "withdrawn" is safe: for each line the server first writes the id into the taken mark, then looks for the
  * request file. The mark not holding `id` here means the server had not finished writing it when we read it; so it
- * looks for the request after we removed it, finds none and skips the line. A mark caught empty or half-written
- * (the server truncates, then writes) does not hold `id` either, which is the same case. Ids are never reused, so a
- * mark left by an earlier request in the slot never holds `id`.
+ * looks for the request after we removed it, finds none and skips the line. The server writes the mark over the
+ * slot's older id in place (ids only grow, so the new one covers it): caught half-written it holds neither, or
+ * already `id` (a shared tail, "15" → "16"), which only answers "taken", the cautious side. Ids are never reused,
+ * so a mark left by an earlier request in the slot never holds `id`.
  *
  * Why the file is removed, not emptied in place: a server that already opened it (it marked the request, then we
  * looked) reads on from where it is; a file cut under it would end its command early, and the words read so far
