@@ -24,6 +24,11 @@ if (!process.execArgv.some((flag) => flag.includes("optimize-for-size"))) setFla
 // (--max-semi-space-size is read only when the heap is made; the growth factor at each GC). RSS after 1,000 tasks
 // 1.43 → 1.29× idle, CPU per task the same within noise (more, smaller scavenges). A --*semi-space* flag opts out.
 if (!process.execArgv.some((flag) => flag.includes("semi-space"))) setFlagsFromString("--semi-space-growth-factor=1")
+// Issue 14: a scavenge of those 1 MB copies ~150 KB of survivors, and splitting that across V8's helper threads cost
+// more than it saved: waking them and waiting for them on a busy machine (2 cores shared with the agent's processes).
+// On the main thread alone: scavenge pauses 637 → 485 ms per 1,000 tasks and the helpers' CPU 0.98 → 0.76 ms a task;
+// CPU per task −6 to −10 % (medians of six interleaved `bench/cpu-probe.ts` pairs). --parallel-scavenge opts out.
+if (!process.execArgv.some((flag) => flag.includes("parallel-scavenge"))) setFlagsFromString("--no-parallel-scavenge")
 
 const root = new URL("../", import.meta.url)
 const bundle = new URL("dist/agent-sidecar.mjs", root)
