@@ -15,6 +15,12 @@
 // - work a dependency does at load time that the daemon never needs is deferred to first use (`deferInDependencies`):
 //   ws's requires of tls and https (only wss: uses them) and zlib (only permessage-deflate), effect's
 //   Intl.Segmenter (only the help's column widths): idle RSS 68 → 65 MB.
+//
+// Issue 14, the CLI's CPU: effect makes a `node:async_hooks` AsyncResource each time a fiber suspends and enters it
+// when the fiber resumes, so code that relies on AsyncLocalStorage sees its context across a fiber's waits. The
+// daemon has no such code (its tracing is Effect's own), and a task suspends fibers dozens of times: the CLI bundle
+// drops the capture (an edit in `deferInDependencies`). CPU per task -2 to -3 % (bench/pair-probe.ts, sides
+// swapped). The library build keeps it: an embedding application may rely on it.
 import { rmSync } from "node:fs"
 import { isBuiltin } from "node:module"
 import { defineConfig } from "rolldown"
@@ -61,6 +67,11 @@ const DEFERRED = {
     ["const tls = require('tls');", `const tls = ${lazyBuiltin("tls")};`]
   ],
   "ws/lib/permessage-deflate.js": [["const zlib = require('zlib');", `const zlib = ${lazyBuiltin("zlib")};`]],
+  // no AsyncResource per fiber suspension (see the top of this file): effect's own fallback where there is none
+  "effect/dist/internal/effect.js": [[
+    'return globalThis.process?.getBuiltinModule?.("node:async_hooks")?.AsyncResource;',
+    "return undefined;"
+  ]],
   // an ICU grapheme segmenter (+1-2 MB: ICU data and its allocations), used only to lay out the help text
   "effect/dist/cli/CliOutput.js": [[
     'const graphemeSegmenter = /*#__PURE__*/new Intl.Segmenter(undefined, {\n  granularity: "grapheme"\n});',
