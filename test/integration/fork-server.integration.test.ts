@@ -182,6 +182,23 @@ describe("ForkServer reaping", () => {
       assert.strictEqual(zombiesUnder(shell!), 0)
     }))
   })
+
+  it.live("reaps exits that share a nudge, and nudges again for a later burst", () => {
+    const run = (scripts: ReadonlyArray<string>, server: ForkServer) =>
+      Effect.forEach(scripts, (script) => Effect.scoped(Effect.flatMap(server.launch(sh(script), KILL), (l) => l.exit)), { concurrency: "unbounded" })
+    return withServer((server) => Effect.gen(function*() {
+      const [shell] = serverPids()
+      assert.isDefined(shell)
+      // exits 0-90 ms apart: later ones come while a nudge is pending, and after one was sent
+      yield* run(["true", "sleep 0.03", "sleep 0.06", "sleep 0.09"], server)
+      yield* Effect.sleep(300)
+      assert.strictEqual(zombiesUnder(shell!), 0)
+      // the nudging has ended: a new burst is nudged afresh
+      yield* run(["true", "sleep 0.02"], server)
+      yield* Effect.sleep(300)
+      assert.strictEqual(zombiesUnder(shell!), 0)
+    }))
+  })
 })
 
 describe("Waker through the fork server", () => {
