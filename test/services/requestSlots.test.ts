@@ -114,6 +114,10 @@ describe("writeRequest and withdraw", () => {
     writeRequest(slot, "__launch '7' ...\n")
     NFS.writeFileSync(slot.takenFile, "7\n")
     assert.strictEqual(withdraw(slot, 7), "taken")
+    // the mark is written over the slot's older one in place: a tail of a longer old id after the line is not ours
+    writeRequest(slot, "__launch '7' ...\n")
+    NFS.writeFileSync(slot.takenFile, "7\n3\n")
+    assert.strictEqual(withdraw(slot, 7), "taken")
     // a server that opened the file before it went reads it whole, from its descriptor
     assert.isFalse(NFS.existsSync(slot.requestFile))
   }))

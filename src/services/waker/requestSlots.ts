@@ -90,9 +90,10 @@ export const writeRequest = (slot: Slot, source: string): void => {
  * Why "withdrawn" is safe: for each line the server first writes the id into the taken mark, then looks for the
  * request file. The mark not holding `id` here means the server had not finished writing it when we read it; so it
  * looks for the request after we removed it, finds none and skips the line. The server writes the mark over the
- * slot's older id in place (ids only grow, so the new one covers it): caught half-written it holds neither, or
- * already `id` (a shared tail, "15" → "16"), which only answers "taken", the cautious side. Ids are never reused,
- * so a mark left by an earlier request in the slot never holds `id`.
+ * slot's older id in place, so what counts is its first whole line: caught half-written it holds no whole line that
+ * is `id`, or already does (a shared tail, "15\n" → "16\n"), which only answers "taken", the cautious side. Ids
+ * only grow, so the new id covers the old one; should a shorter one ever follow, the old one's tail after its line
+ * is ignored. Ids are never reused, so a mark left by an earlier request in the slot never holds `id`.
  *
  * Why the file is removed, not emptied in place: a server that already opened it (it marked the request, then we
  * looked) reads on from where it is; a file cut under it would end its command early, and the words read so far
@@ -103,5 +104,7 @@ export const writeRequest = (slot: Slot, source: string): void => {
  */
 export const withdraw = (slot: Pick<Slot, "requestFile" | "takenFile">, id: number): "withdrawn" | "taken" => {
   unlinkIfThere(slot.requestFile)
-  return readTextOrEmpty(slot.takenFile) === `${id}\n` ? "taken" : "withdrawn"
+  const mark = readTextOrEmpty(slot.takenFile)
+  const end = mark.indexOf("\n")
+  return end >= 0 && mark.slice(0, end) === String(id) ? "taken" : "withdrawn"
 }
