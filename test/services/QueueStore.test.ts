@@ -191,4 +191,23 @@ describe("QueueStore: large results in files of their own (issue 12)", () => {
     yield* QueueStore.use((s) => s.save(emptyQueue)).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
     assert.deepStrictEqual(NFS.readdirSync(`${dir}/queue.json.reports`), [], "settled: its file is gone")
   }))
+
+  it.live("a small result is measured once, not on every save while its report waits", () => Effect.gen(function*() {
+    const dir = yield* tempDir
+    // JSON.stringify calls toJSON once for each time the result is encoded: to measure it, or as part of queue.json
+    let encoded = 0
+    const small = { status: "success", output: "done", toJSON() { encoded++; return { status: this.status, output: this.output } } }
+    const withReport: QueueFile = {
+      version: 2,
+      tasks: [{ ...task("t-1"), status: "reporting" }],
+      outbox: [{ type: "task_complete", task_id: "t-1", result: small, generation: 2 }]
+    }
+    yield* QueueStore.use((s) => Effect.gen(function*() {
+      yield* s.save(withReport)
+      yield* s.save({ ...withReport, tasks: [...withReport.tasks, task("t-2")] })
+      yield* s.save({ ...withReport, tasks: [...withReport.tasks, task("t-2"), task("t-3")] })
+    })).pipe(Effect.provide(storeIn(dir).pipe(Layer.provide(PlatformLayer))))
+    assert.strictEqual(encoded, 3 + 1, "once in each of the three queue.json files, and once measured")
+    assert.deepStrictEqual(JSON.parse(NFS.readFileSync(`${dir}/queue.json`, "utf8")).outbox[0].result, { status: "success", output: "done" })
+  }))
 })

@@ -2,7 +2,8 @@
  * Large report results live in files of their own beside `queue.json` (`<queue>.reports/`), so a 9.5 MB result
  * is written once, durably, and every later save of the queue only carries its file name. The result objects
  * are immutable and kept across decisions, so a WeakMap from result to file name makes "already written" a
- * lookup, not a re-encode.
+ * lookup, not a re-encode; and one from result to "inline" makes "small enough" one too (a 60 KB result was
+ * encoded again, just to be measured, by every save while its report waited in the outbox).
  */
 import { Effect, FileSystem, Path } from "effect"
 import type { QueueFile, Report } from "../../domain/Task.ts"
@@ -17,6 +18,7 @@ export type StoredReport = Report & { readonly result_file?: string }
 export const makeReportBodies = (fs: FileSystem.FileSystem, path: Path.Path, queuePath: string) => {
   const dir = `${queuePath}.reports`
   const written = new WeakMap<object, string>()
+  const inline = new WeakSet<object>()
   let counter = 0
   const provide = <A, E>(e: Effect.Effect<A, E, FileSystem.FileSystem | Path.Path>) =>
     e.pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
@@ -30,10 +32,15 @@ export const makeReportBodies = (fs: FileSystem.FileSystem, path: Path.Path, que
         outbox.push(report)
         continue
       }
+      if (inline.has(result)) {
+        outbox.push(report)
+        continue
+      }
       let file = written.get(result)
       if (file === undefined) {
         const json = JSON.stringify(result)
         if (json.length <= INLINE_RESULT_LIMIT) {
+          inline.add(result)
           outbox.push(report)
           continue
         }
