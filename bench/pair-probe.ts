@@ -46,6 +46,10 @@ const start = async (side: Side, tag: string) => {
   try {
     const running = await daemon.startDaemon(daemon.ours, hub, tmp, `pair-${tag}`, true)
     return { daemon, memory, hub, tmp, running, pid: running.child.pid! }
+  } catch (e) {
+    await hub.close()
+    NFS.rmSync(tmp, { recursive: true, force: true })
+    throw e
   } finally {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k]
@@ -54,11 +58,15 @@ const start = async (side: Side, tag: string) => {
   }
 }
 
-const n = Number(process.env.N ?? 500)
-const rounds = Number(process.env.ROUNDS ?? 3)
-const a = await start(parseSide(process.env.PAIR_A), "a")
-const b = await start(parseSide(process.env.PAIR_B), "b")
-try {
+type Started = Awaited<ReturnType<typeof start>>
+
+const stop = async (side: Started): Promise<void> => {
+  await side.running.stop()
+  await side.hub.close()
+  NFS.rmSync(side.tmp, { recursive: true, force: true })
+}
+
+const compare = async (a: Started, b: Started, n: number, rounds: number): Promise<void> => {
   await Promise.all([a.daemon.runTasks(a.hub, 50, 4, "warm"), b.daemon.runTasks(b.hub, 50, 4, "warm")])
   let sumA = 0
   let sumB = 0
@@ -76,8 +84,17 @@ try {
     console.log(`round ${round + 1}: A ${perA.toFixed(2)} ms, B ${perB.toFixed(2)} ms a task; B/A ${(perB / perA).toFixed(3)}`)
   }
   console.log(`${rounds} rounds of ${n} tasks: A ${(sumA / rounds).toFixed(2)} ms, B ${(sumB / rounds).toFixed(2)} ms a task (daemon + wake server); B/A ${(sumB / sumA).toFixed(3)}`)
+}
+
+// each side is stopped whatever happens to the other (one that fails to start leaves none running)
+const a = await start(parseSide(process.env.PAIR_A), "a")
+try {
+  const b = await start(parseSide(process.env.PAIR_B), "b")
+  try {
+    await compare(a, b, Number(process.env.N ?? 500), Number(process.env.ROUNDS ?? 3))
+  } finally {
+    await stop(b)
+  }
 } finally {
-  await Promise.all([a.running.stop(), b.running.stop()])
-  await Promise.all([a.hub.close(), b.hub.close()])
-  for (const tmp of [a.tmp, b.tmp]) NFS.rmSync(tmp, { recursive: true, force: true })
+  await stop(a)
 }
