@@ -31,6 +31,9 @@ export interface WakeOutcome {
 
 type Outcome = Omit<WakeOutcome, "stderrTail">
 
+/** A command that could not run to a status of its own: why, in one line. */
+const failed = (error: string): Outcome => ({ status: "failed", error })
+
 const TAIL_BYTES = 2048
 // Kept raw before redaction, so a secret straddling the tail's edge is still whole when it is scrubbed.
 const RAW_TAIL_BYTES = 4 * TAIL_BYTES
@@ -70,7 +73,7 @@ export class Waker extends Context.Service<Waker, {
       return yield* Effect.gen(function*() {
         const status = yield* launched.exit.pipe(Effect.timeoutOption(config.wakeTimeoutMs), Effect.result)
         const tail = yield* launched.stderrTail(RAW_TAIL_BYTES)
-        if (status._tag === "Failure") return { outcome: { status: "failed", error: status.failure.reason } as Outcome, tail }
+        if (status._tag === "Failure") return { outcome: failed(status.failure.reason), tail }
         // Exit 0: the command may have started the agent in the background; leave its process group alone.
         if (Option.getOrUndefined(status.success) === 0) yield* launched.release
         return { outcome: fromStatus(status.success), tail }
@@ -95,10 +98,10 @@ export class Waker extends Context.Service<Waker, {
         const exit = yield* handle.exitCode.pipe(Effect.timeoutOption(config.wakeTimeoutMs), Effect.result)
         // A background agent may hold stderr open forever: wait briefly for the tail, never for EOF.
         yield* Fiber.await(reader).pipe(Effect.timeoutOption(50))
-        if (exit._tag === "Failure") return { status: "failed", error: exit.failure.message } as Outcome
+        if (exit._tag === "Failure") return failed(exit.failure.message)
         if (Option.getOrUndefined(exit.success) === 0) yield* handle.unref
         return fromStatus(Option.map(exit.success, Number))
-      }).pipe(Effect.catch((e) => Effect.succeed({ status: "failed", error: `could not start: ${e.message}` } as Outcome)))
+      }).pipe(Effect.catch((e) => Effect.succeed(failed(`could not start: ${e.message}`))))
       return { outcome, tail: yield* Ref.get(tail) }
     })
 
@@ -110,7 +113,7 @@ export class Waker extends Context.Service<Waker, {
         ? viaSpawn(spec)
         : viaServer(server, spec).pipe(Effect.catchTag("ForkServerUnavailable", (e) =>
           Effect.logDebug(`wake through Node's spawn: ${e.reason}`).pipe(Effect.andThen(viaSpawn(spec)))),
-        Effect.catchTag("ForkServerLost", (e) => Effect.succeed({ outcome: { status: "failed", error: e.reason } as Outcome, tail: "" }))))
+        Effect.catchTag("ForkServerLost", (e) => Effect.succeed({ outcome: failed(e.reason), tail: "" }))))
       return { ...outcome, stderrTail: redactText(tail, config.secrets).slice(-TAIL_BYTES) } satisfies WakeOutcome
     }, Effect.withSpan("Waker.wake", undefined, { captureStackTrace: false }))
     return Waker.of({ wakes: command !== undefined, wake })
