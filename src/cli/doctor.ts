@@ -12,6 +12,8 @@ import { decodeFrame, encodeOutbound } from "../domain/Protocol.ts"
 import { PlatformLayer } from "../layers/Platform.ts"
 import { writeAtomic } from "../platform/atomicWrite.ts"
 import { describeOsError, osErrorCode } from "../platform/osError.ts"
+import { connectionEnded } from "../services/hub/reconnect.ts"
+import { configure, PAYLOAD_SLACK_BYTES } from "../services/hub/socketOptions.ts"
 import { isRunning, lockPathFor } from "../services/StateLock.ts"
 import { nodeWatch } from "../services/watcher/DirWatch.ts"
 import { CliError, configFlag, loadConfig } from "./shared.ts"
@@ -26,9 +28,11 @@ interface Check {
 const ok = (name: string, detail: string): Check => ({ name, ok: true, detail })
 const fail = (name: string, detail: string, fix: string): Check => ({ name, ok: false, detail, fix })
 
-/** identify → identified, on a connection of its own (never sends task messages). */
+/** identify → identified, on a connection of its own (never sends task messages). Its socket refuses frames far
+ *  over max_message_bytes as their header arrives, as the daemon's does (hub/socketOptions.ts). */
 const checkHub = (s: Settings) => Effect.gen(function*() {
-  const socket = yield* Socket.makeWebSocket(s.hubUrl, { openTimeout: "5 seconds" })
+  const makeSocket = configure(yield* Socket.WebSocketConstructor, { maxPayload: s.maxMessageBytes + PAYLOAD_SLACK_BYTES })
+  const socket = yield* Socket.makeWebSocket(s.hubUrl, { openTimeout: "5 seconds" }).pipe(Effect.provideService(Socket.WebSocketConstructor, makeSocket))
   const reader = yield* socket.reader
   const { write } = yield* socket.writer
   yield* write(encodeOutbound({ type: "identify", agent_id: s.agentId, token: Redacted.value(s.token), name: s.name, status: "idle", capabilities: s.capabilities, client_type: "sidecar" }))
@@ -44,7 +48,10 @@ const checkHub = (s: Settings) => Effect.gen(function*() {
 }).pipe(
   Effect.scoped,
   Effect.timeoutOrElse({ duration: "8 seconds", orElse: () => Effect.succeed(fail("hub", "no answer to identify within 8 s", "is hub_url the hub's WebSocket endpoint (often /ws)?")) }),
-  Effect.catch((e) => Effect.succeed(fail("hub", `cannot connect to ${s.hubUrl}: ${e.message}`, "check hub_url, that the hub is running, and the network path to it")))
+  Effect.catch((e) => Effect.succeed(connectionEnded(e).frameTooLarge === true
+    ? fail("hub", `${s.hubUrl} sent a frame over max_message_bytes (${s.maxMessageBytes} bytes); the socket refused it and closed`,
+      "raise max_message_bytes if this hub's messages are really that large")
+    : fail("hub", `cannot connect to ${s.hubUrl}: ${e.message}`, "check hub_url, that the hub is running, and the network path to it")))
 )
 
 const isExecutable = (file: string) => {

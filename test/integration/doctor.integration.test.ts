@@ -51,6 +51,19 @@ describe("agent-sidecar doctor", () => {
     assert.strictEqual(hub.count((f) => f.type !== "identify"), 0, "doctor sends nothing but identify")
   }))
 
+  it.live("refuses a hub frame far over max_message_bytes before buffering it, as the daemon does", () => Effect.gen(function*() {
+    const hub = yield* makeFakeHub({ identify: false })
+    const dir = yield* tempDir
+    // once identify arrives: a frame 200 KB over the limit (past the 64 KB slack), then the answer
+    yield* Effect.forkScoped(Effect.gen(function*() {
+      while (hub.count((f) => f.type === "identify") === 0) yield* Effect.sleep(20)
+      hub.send({ type: "task_progress", pad: "x".repeat(200_000) })
+      hub.send({ type: "identified" })
+    }))
+    const r = yield* doctor(writeConfig(dir, { hub_url: hub.url, max_message_bytes: 4096 }))
+    assert.match(line(r.out, "hub"), /^FAIL.*sent a frame over max_message_bytes \(4096 bytes\)/, r.out)
+  }))
+
   it.live("each check fails when its condition is broken, with a fix", () => Effect.gen(function*() {
     const refusing = yield* makeFakeHub({ identify: false })
     const dir = yield* tempDir
