@@ -4,6 +4,7 @@
  */
 import { Effect, Layer } from "effect"
 import type { Settings } from "./domain/Config.ts"
+import { holdsNothing } from "./domain/QueueOps.ts"
 import { sidecarLayer } from "./layers/Sidecar.ts"
 import { TaskFlow } from "./services/TaskFlow.ts"
 import { collectWhenIdle } from "./platform/idleGc.ts"
@@ -35,8 +36,7 @@ export const run = (settings: Settings, options: RunOptions = {}) =>
   Effect.gen(function*() {
     const flow = yield* TaskFlow
     // the memory a burst of tasks used goes back within seconds of the last one (platform/idleGc.ts)
-    const idle = Effect.map(flow.snapshot, (q) => q.tasks.length === 0 && q.outbox.length === 0)
-    yield* collectWhenIdle({ idle, every: "2 seconds", slackBytes: 4 * 1024 * 1024 }).pipe(Effect.forkChild({ startImmediately: true }))
+    yield* collectWhenIdle({ idle: Effect.map(flow.snapshot, holdsNothing), every: "2 seconds", slackBytes: 4 * 1024 * 1024 }).pipe(Effect.forkChild({ startImmediately: true }))
     const once = options.once === true
       ? flow.awaitSettled(1).pipe(Effect.andThen(Effect.logInfo("--once: one task reported and acknowledged; exiting")))
       : Effect.never

@@ -54,4 +54,7 @@ export const toRecovering = (q: QueueFile, now: number): QueueFile => ({
   })
 })
 
+/** No task held and no report waiting for the hub's answer: the sidecar has nothing of its own in flight. */
+export const holdsNothing = (q: QueueFile): boolean => q.tasks.length === 0 && q.outbox.length === 0
+
 export const busyOrIdle = (q: QueueFile): "idle" | "busy" => (activeCount(q) > 0 ? "busy" : "idle")

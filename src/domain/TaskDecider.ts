@@ -13,6 +13,7 @@ import type { Input } from "./flow/Messages.ts"
 import type { DeciderConfig, Model } from "./flow/Model.ts"
 import { forgetTask, onStaleExpired, onUnanswered, resend } from "./flow/Reports.ts"
 import { type Decision, Tx } from "./flow/Tx.ts"
+import { holdsNothing } from "./QueueOps.ts"
 
 export type { Decision } from "./flow/Tx.ts"
 
@@ -27,7 +28,7 @@ export type { Decision } from "./flow/Tx.ts"
 const lazy = (input: Input, after: Model): boolean =>
   input._tag === "WakeAttemptStarted" || input._tag === "WakeAttemptEnded" ||
   (input._tag === "Agent" && (input.event._tag === "Started" || input.event._tag === "Progress")) ||
-  (input._tag === "Hub" && input.message.type === "task_ack" && (after.queue.tasks.length > 0 || after.queue.outbox.length > 0))
+  (input._tag === "Hub" && input.message.type === "task_ack" && !holdsNothing(after.queue))
 
 export const decide = (model: Model, input: Input, now: number, config: DeciderConfig): Decision => {
   const tx = new Tx(model, now, config)
