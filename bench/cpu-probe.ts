@@ -14,7 +14,7 @@ import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { ours, runTasks, startDaemon } from "./daemon.ts"
-import { wakeServerPids } from "./memory.ts"
+import { threadCpuPer, threadCpuSeconds, wakeServerPids } from "./memory.ts"
 import { BenchHub } from "./hub.ts"
 import { agentWritesResult } from "./sidecar.ts"
 
@@ -55,22 +55,6 @@ const stat = (pid: number) => {
   return { ...own, server: servers.reduce((sum, s) => sum + s.user + s.sys, 0) }
 }
 
-/** Each thread's CPU (utime + stime, seconds) by its name: where the daemon's CPU goes besides the main thread. */
-const threads = (pid: number): Map<string, number> => {
-  const byName = new Map<string, number>()
-  for (const tid of NFS.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const name = NFS.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim().replace(/[0-9]+$/, "N")
-      const text = NFS.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")
-      const f = text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number)
-      byName.set(name, (byName.get(name) ?? 0) + (f[11]! + f[12]!) / 100)
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return byName
-}
-
 const recorder = (pid: number): ChildProcess | undefined => {
   if (process.env.PROBE === "perf") {
     return spawn("perf", ["record", "-e", "cpu-clock", "-g", "-p", String(pid), "-o", "/tmp/perf.data"], { stdio: "inherit" })
@@ -95,13 +79,13 @@ try {
   const probe = recorder(daemon.child.pid!)
   if (probe !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
   const a = stat(daemon.child.pid!)
-  const threadsBefore = threads(daemon.child.pid!)
+  const threadsBefore = threadCpuSeconds(daemon.child.pid!)
   const out0 = daemon.stdoutBytes()
   const t0 = performance.now()
   await daemon.orDied(run(n, "probe"))
   const seconds = (performance.now() - t0) / 1000
   const b = stat(daemon.child.pid!)
-  const threadsAfter = threads(daemon.child.pid!)
+  const threadsAfter = threadCpuSeconds(daemon.child.pid!)
   if (probe !== undefined) {
     probe.kill("SIGINT")
     await new Promise((resolve) => probe.once("exit", resolve))
@@ -110,7 +94,7 @@ try {
   console.log(`${n} tasks in ${seconds.toFixed(1)} s; CPU per task ${per(b.user - a.user + b.sys - a.sys + b.server - a.server)}: daemon ${per(b.user - a.user + b.sys - a.sys)} ` +
     `(user ${per(b.user - a.user)}, sys ${per(b.sys - a.sys)}), wake server ${per(b.server - a.server)}; minor faults ${((b.minflt - a.minflt) / n).toFixed(0)}; ` +
     `children ${per(b.childUser - a.childUser + b.childSys - a.childSys)}; stdout ${((daemon.stdoutBytes() - out0) / n).toFixed(0)} B/task; load ${NOS.loadavg()[0]!.toFixed(2)}`)
-  console.log(`by thread: ${[...threadsAfter].map(([name, cpu]) => `${name} ${((cpu - (threadsBefore.get(name) ?? 0)) * 1000 / n).toFixed(2)} ms`).join(", ")}`)
+  console.log(`by thread: ${threadCpuPer(threadsBefore, threadsAfter, n)}`)
   await daemon.stop()
 } finally {
   await hub.close()

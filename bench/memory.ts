@@ -80,9 +80,33 @@ export const wakeServerPids = (pid: number): Array<number> => NFS.readdirSync(`/
   }
 })
 
+/** CPU time of the daemon's wake server(s) so far (user + system), in seconds. */
+export const wakeServerCpuSeconds = (pid: number): number =>
+  wakeServerPids(pid).reduce((sum, server) => sum + ownCpuSeconds(server), 0)
+
 /** CPU time of the daemon and its wake server so far (user + system), in seconds. */
-export const cpuSeconds = (pid: number): number =>
-  wakeServerPids(pid).reduce((sum, server) => sum + ownCpuSeconds(server), ownCpuSeconds(pid))
+export const cpuSeconds = (pid: number): number => ownCpuSeconds(pid) + wakeServerCpuSeconds(pid)
+
+/** Each thread's CPU so far (utime + stime, seconds) by its name (trailing digits as N): where a process's CPU goes
+ *  besides its main thread. */
+export const threadCpuSeconds = (pid: number): Map<string, number> => {
+  const byName = new Map<string, number>()
+  for (const tid of NFS.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = NFS.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim().replace(/[0-9]+$/, "N")
+      const text = NFS.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number)
+      byName.set(name, (byName.get(name) ?? 0) + (f[11]! + f[12]!) / 100)
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return byName
+}
+
+/** Each thread's CPU between two `threadCpuSeconds` readings, in ms per `n` (one line). */
+export const threadCpuPer = (before: Map<string, number>, after: Map<string, number>, n: number): string =>
+  [...after].map(([name, cpu]) => `${name} ${((cpu - (before.get(name) ?? 0)) * 1000 / n).toFixed(2)} ms`).join(", ")
 
 const rssOf = (pid: number): number => kB(NFS.readFileSync(`/proc/${pid}/status`, "utf8"), "VmRSS") / MB
 
