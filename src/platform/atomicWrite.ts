@@ -39,7 +39,6 @@ export const fsync = (fd: number, path: string) => Effect.callback<void, Platfor
   NFS.fsync(fd, (error) => resume(error === null ? Effect.void : Effect.fail(toPlatformError("sync", path)(error))))
 })
 
-
 /** Opens a folder for `directoryFd` (fsync without opening it each time); closed with the scope. */
 export const openDirectory = (dir: string) =>
   Effect.acquireRelease(attempt("open", dir, () => NFS.openSync(dir, "r")), (fd) => Effect.sync(() => NFS.closeSync(fd)))

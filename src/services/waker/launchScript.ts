@@ -22,10 +22,9 @@ export const shQuote = (value: string): string => `'${value.replaceAll("'", "'\\
  * background jobs as zombies until asked), and an empty line asks for just that. A line `<slot> <id>` asks it to run
  * request `<id>` from `slot-<slot>.req`. Before reading the request the server marks it taken, writing `<id>` into
  * `slot-<slot>.taken` (a redirection: no fork, and no new file once the slot was used; `1<>` writes over the old id
- * in place instead of truncating the file, which freed its block and took a new one per wake: ids only grow, so the
- * new one always covers the old), so a sidecar that gives up
- * waiting can tell a request it may run elsewhere (withdrawn before it was taken) from one that may have started
- * (`withdraw` in requestSlots.ts). A withdrawn request's file is gone and its line is skipped; `command .` keeps a
+ * in place instead of truncating the file, which freed its block and took a new one per wake), so a sidecar that
+ * gives up waiting can tell a request it may run elsewhere (withdrawn before it was taken) from one that may have
+ * started (`withdraw` in requestSlots.ts, which reads the mark's first whole line). A withdrawn request's file is gone and its line is skipped; `command .` keeps a
  * file withdrawn between the test and the `.` from ending the server (a special builtin's error would). `__launch`
  * runs only the request its line names (`__want`): a slot holding another request runs nothing. Everything per
  * line is a builtin: the only forks are the command's. The loop ends when the sidecar closes the server's stdin.
