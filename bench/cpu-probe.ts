@@ -7,7 +7,8 @@
  * each file, as a slower agent would; BENCH_NOOP_AGENT=1: with a wake command that only exits, so the wake's own cost
  * shows). PROBE=strace counts every thread's syscalls into /tmp/strace.txt. BENCH_DAEMON_ARGS passes Node flags as in
  * run.ts; BENCH_FROM_SOURCE=1 runs the TypeScript sources (profiles name src/ files), BENCH_STDOUT=FILE keeps the
- * daemon's stdout (V8's --trace-gc lines), BENCH_LOG_LEVEL sets its log_level, KEEP=1 keeps the temp folder.
+ * daemon's stdout (V8's --trace-gc lines), BENCH_LOG_LEVEL sets its log_level, KEEP=1 keeps the temp folder, WARM=N
+ * warms up with N tasks instead of 50 (V8 is still compiling the task path's functions through the first few hundred).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NFS from "node:fs"
@@ -75,7 +76,7 @@ try {
     if (self) await selfStartTasks(hub, daemon.resultsDir, count, prefix)
     else await runTasks(hub, count, 4, prefix)
   }
-  await run(50, "warm")
+  await run(Number(process.env.WARM ?? 50), "warm")
   const probe = recorder(daemon.child.pid!)
   if (probe !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
   const a = stat(daemon.child.pid!)
