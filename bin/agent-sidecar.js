@@ -32,7 +32,7 @@ if (!process.execArgv.some((flag) => flag.includes("parallel-scavenge"))) setFla
 // Issue 14: V8's efficiency mode, "for situations with no latency requirements": a daemon whose every step waits on
 // a disk, a socket or an agent. Node runs V8 as a foreground page (user-blocking), which tiers code up to TurboFan
 // after 3,000 calls; here that waits for 15,000, so only the really hot functions pay TurboFan's compile (the helper
-// threads spent ~0.7 ms a task compiling through the first 1,000 tasks, about 100 TurboFan jobs among them).
+// threads spent ~0.7 ms a task, mostly compiling, through the first 1,000 tasks: about 100 TurboFan jobs among them).
 // CPU per task −9 to −13 % (medians of five interleaved `bench/cpu-probe.ts` runs). --no-efficiency-mode opts out.
 if (!process.execArgv.some((flag) => flag.includes("efficiency-mode"))) setFlagsFromString("--efficiency-mode")
 
