@@ -4,6 +4,15 @@
 // (src/ beside bin/, not inside node_modules), the sources run instead whenever one is newer than the bundle,
 // so an edited checkout never runs stale code (Node >= 22.18 strips types); AGENT_SIDECAR_FROM_SOURCE=1 forces
 // them there.
+// package.json's engines.node (>= 22.22): an older Node lacks what this file and the bundle use (enableCompileCache,
+// V8 flags such as --efficiency-mode, type stripping) and would fail on the first of them with a message that names
+// none of this; npm only warns about engines. So say it plainly, before anything else runs.
+const [major, minor] = process.versions.node.split(".").map(Number)
+if (major < 22 || (major === 22 && minor < 22)) {
+  process.stderr.write(`agent-sidecar: needs Node.js 22.22 or later (package.json "engines"); this is Node.js ${process.version}\n`)
+  process.exit(1)
+}
+
 // Builtins through process.getBuiltinModule: an ESM import of one builds its whole namespace (see rolldown.config.mjs).
 const { existsSync, readdirSync, statSync } = process.getBuiltinModule("node:fs")
 const { enableCompileCache } = process.getBuiltinModule("node:module")
