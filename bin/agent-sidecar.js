@@ -20,6 +20,11 @@ const { tmpdir } = process.getBuiltinModule("node:os")
 const { fileURLToPath } = process.getBuiltinModule("node:url")
 const { setFlagsFromString } = process.getBuiltinModule("node:v8")
 
+/** Sets V8 `flag` unless node's own command line already names `option` (in either form): that is the opt-out. */
+const unlessGiven = (option, flag) => {
+  if (!process.execArgv.some((given) => given.includes(option))) setFlagsFromString(flag)
+}
+
 // Issue 12: a daemon that idles between bursts. Without this flag V8 keeps the heap a burst grew (1,000 tasks,
 // a flood of bad frames) for minutes: the live heap is back at ~14 MB, but no GC runs while the daemon idles and the
 // memory reducer judges the allocation rate "high" until its watchdog, ~4 min later here: RSS stays at 155-230 MB.
@@ -27,23 +32,23 @@ const { setFlagsFromString } = process.getBuiltinModule("node:v8")
 // after a burst (RSS back to ~100 MB, `npm run bench`). It costs about 2 ms of CPU per task (instant agent, p50
 // 17 → 20 ms), which an agent's minutes-long task does not notice. It works set here, before the bundle loads;
 // `node --no-optimize-for-size bin/agent-sidecar.js …` opts out.
-if (!process.execArgv.some((flag) => flag.includes("optimize-for-size"))) setFlagsFromString("--optimize-for-size")
+unlessGiven("optimize-for-size", "--optimize-for-size")
 // Issue 14: and the young generation stays at its first size (1 MB semi-spaces). Set here, after the heap is made,
 // --optimize-for-size no longer sizes it: a burst grew it to 8-16 MB, which then stayed committed while idle
 // (--max-semi-space-size is read only when the heap is made; the growth factor at each GC). RSS after 1,000 tasks
 // 1.43 → 1.29× idle, CPU per task the same within noise (more, smaller scavenges). A --*semi-space* flag opts out.
-if (!process.execArgv.some((flag) => flag.includes("semi-space"))) setFlagsFromString("--semi-space-growth-factor=1")
+unlessGiven("semi-space", "--semi-space-growth-factor=1")
 // Issue 14: a scavenge of those 1 MB copies ~150 KB of survivors, and splitting that across V8's helper threads cost
 // more than it saved: waking them and waiting for them on a busy machine (2 cores shared with the agent's processes).
 // On the main thread alone: scavenge pauses 637 → 485 ms per 1,000 tasks and the helpers' CPU 0.98 → 0.76 ms a task;
 // CPU per task −6 to −10 % (medians of six interleaved `bench/cpu-probe.ts` pairs). --parallel-scavenge opts out.
-if (!process.execArgv.some((flag) => flag.includes("parallel-scavenge"))) setFlagsFromString("--no-parallel-scavenge")
+unlessGiven("parallel-scavenge", "--no-parallel-scavenge")
 // Issue 14: V8's efficiency mode, "for situations with no latency requirements": a daemon whose every step waits on
 // a disk, a socket or an agent. Node runs V8 as a foreground page (user-blocking), which tiers code up to TurboFan
 // after 3,000 calls; here that waits for 15,000, so only the really hot functions pay TurboFan's compile (the helper
 // threads spent ~0.7 ms a task, mostly compiling, through the first 1,000 tasks: about 100 TurboFan jobs among them).
 // CPU per task −9 to −13 % (medians of five interleaved `bench/cpu-probe.ts` runs). --no-efficiency-mode opts out.
-if (!process.execArgv.some((flag) => flag.includes("efficiency-mode"))) setFlagsFromString("--efficiency-mode")
+unlessGiven("efficiency-mode", "--efficiency-mode")
 
 const root = new URL("../", import.meta.url)
 const bundle = new URL("dist/agent-sidecar.mjs", root)
