@@ -28,11 +28,7 @@ export const makeReportBodies = (fs: FileSystem.FileSystem, path: Path.Path, que
     const outbox: Array<StoredReport> = []
     for (const report of queue.outbox) {
       const result: unknown = report.type === "task_complete" ? report.result : undefined
-      if (report.type !== "task_complete" || typeof result !== "object" || result === null) {
-        outbox.push(report)
-        continue
-      }
-      if (inline.has(result)) {
+      if (report.type !== "task_complete" || typeof result !== "object" || result === null || inline.has(result)) {
         outbox.push(report)
         continue
       }
