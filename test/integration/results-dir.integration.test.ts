@@ -60,7 +60,8 @@ describe("results_dir deleted or full under the running daemon", () => {
     // removed and made again at once by someone else (often with the same inode number)
     const before = daemon.output().split("re-armed").length
     NFS.rmSync(results, { recursive: true })
-    NFS.mkdirSync(results)
+    // recursive: the daemon may already have made it again in between (under load, the two calls are not instant)
+    NFS.mkdirSync(results, { recursive: true })
     const made = Date.now()
     yield* until("re-armed again", () => daemon.output().split("re-armed").length > before)
     const replacedMs = Date.now() - made
