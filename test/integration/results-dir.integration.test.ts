@@ -27,6 +27,20 @@ const assertCompletes = (hub: FakeHub, taskId: string) => Effect.gen(function*()
   assert.strictEqual(r.type, "task_complete", `${taskId}: ${JSON.stringify(r)}`)
 })
 
+/**
+ * What to know when the daemon did not notice in time (seen twice in ~70 CI runs, never locally): whether the folder
+ * is there again, and what each of the daemon's threads is doing (state and kernel wait channel).
+ */
+const diagnosis = (pid: number, folder: string): string => {
+  const read = (file: string) => { try { return NFS.readFileSync(file, "utf8").trim() } catch (e) { return String(e) } }
+  const there = NFS.statSync(folder, { bigint: true, throwIfNoEntry: false })
+  const threads = (() => { try { return NFS.readdirSync(`/proc/${pid}/task`) } catch { return [] } })().map((tid) => {
+    const stat = read(`/proc/${pid}/task/${tid}/stat`)
+    return `${read(`/proc/${pid}/task/${tid}/comm`)} ${stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)} ${read(`/proc/${pid}/task/${tid}/wchan`)}`
+  })
+  return `\n${folder}: ${there === undefined ? "missing" : `there (ino ${there.ino}, born ${there.birthtimeNs})`}; daemon threads: ${threads.join(", ")}`
+}
+
 const taskStatus = (dir: string, taskId: string): string | undefined => {
   try {
     const q = JSON.parse(NFS.readFileSync(`${dir}/queue.json`, "utf8")) as { tasks: Array<{ task_id: string; status: string }> }
@@ -50,7 +64,8 @@ describe("results_dir deleted or full under the running daemon", () => {
     // removed and left missing: the daemon makes it again (0700), says so, and watches the new one
     NFS.rmSync(results, { recursive: true })
     const gone = Date.now()
-    yield* daemon.waitForOutput(/results_dir re-armed/, 5000)
+    yield* daemon.waitForOutput(/results_dir re-armed/, 5000).pipe(
+      Effect.mapError((e) => new Error(`${e.message}${diagnosis(daemon.pid, results)}`)))
     const rearmedMs = Date.now() - gone
     assert.isTrue(NFS.existsSync(results), "recreated")
     assert.strictEqual(NFS.statSync(results).mode & 0o777, 0o700)

@@ -92,13 +92,19 @@ export const superviseWatch = Effect.fn("ResultWatcher.superviseWatch")(function
     error: (message) => { Queue.offerUnsafe(errors, message); offer({ why: `watcher error: ${message}`, force: false }) }
   }
 
-  /** The folder's identity, or none when it is missing or not a folder. */
-  const identity = fs.stat(dir).pipe(
-    Effect.map((info) => info.type === "Directory"
-      ? Option.some(`${info.dev}:${Option.getOrElse(info.ino, () => "?")}:${Option.match(info.birthtime, { onNone: () => "?", onSome: (d) => d.getTime() })}`)
-      : Option.none<string>()),
-    Effect.catchReason("PlatformError", "NotFound", () => Effect.succeed(Option.none<string>()))
-  )
+  /**
+   * The folder's identity, or none when it is missing or not a folder. A synchronous `stat` (microseconds, once a
+   * second): through libuv's thread pool the poll could queue behind `fsync`s, which a disk busy with someone else's
+   * writes can hold for seconds. The birth time in nanoseconds, since a folder made again within the same
+   * millisecond often gets the old inode number back.
+   */
+  const identity = Effect.try({
+    try: () => {
+      const info = NFS.statSync(dir, { bigint: true, throwIfNoEntry: false })
+      return info?.isDirectory() === true ? Option.some(`${info.dev}:${info.ino}:${info.birthtimeNs}`) : Option.none<string>()
+    },
+    catch: asError
+  })
 
   /** Makes the folder if missing and opens a watch on it in a scope of its own; answers that scope and the identity watched. */
   const arm = Effect.gen(function*() {
