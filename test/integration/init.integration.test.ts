@@ -9,6 +9,7 @@ import { Context, Effect, Layer, References, Result } from "effect"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { decodeConfigFile } from "../../src/domain/Config.ts"
+import { KEEP_DAYS } from "../../src/cli/init/wakeScript.ts"
 import { DevHub } from "../../src/hub/DevHub.ts"
 import { isFinal, waitFor, waitTask } from "../support/agentcom.ts"
 import { startDaemon } from "../support/daemon.ts"
@@ -106,12 +107,26 @@ describe("agent-sidecar init", () => {
     const s = yield* setup
     writeFake(s.bin, "aider", { body: `echo "model quota exceeded" >&2\nexit 3` })
     assert.strictEqual((yield* initFor(s, "aider", hub.wsUrl)).code, 0)
+    // earlier tasks' files: a wake removes the .log and .out untouched for more than KEEP_DAYS, and nothing else
+    const results = NPath.join(s.dir, "results")
+    NFS.mkdirSync(NPath.join(results, "rejected"), { recursive: true, mode: 0o700 })
+    const aged = (name: string, days: number) => {
+      NFS.writeFileSync(NPath.join(results, name), "x")
+      const at = new Date(Date.now() - days * 86_400_000)
+      NFS.utimesSync(NPath.join(results, name), at, at)
+    }
+    for (const name of ["old-1.log", "old-1.out", "rejected/old-2.log", "old-3.txt"]) aged(name, KEEP_DAYS + 2)
+    aged("recent-4.log", KEEP_DAYS - 2)
     yield* startDaemon(["run", "--config", s.config], { PATH: s.PATH })
     const id = yield* hub.submit({ description: "fix it", agent_id: "agent-aider", max_retries: 0 })
     const t = yield* waitTask(hub, id, isFinal, "dead-lettered", 40_000)
     assert.strictEqual(t.state, "dead_letter")
     assert.include(t.last_error, "aider exited with code 3")
     assert.include(t.last_error, "model quota exceeded")
+    const left = (name: string) => NFS.existsSync(NPath.join(results, name))
+    assert.deepStrictEqual(["old-1.log", "old-1.out"].filter(left), [], "aged logs and outputs removed")
+    assert.deepStrictEqual(["rejected/old-2.log", "old-3.txt", "recent-4.log", `${id}.log`].filter(left),
+      ["rejected/old-2.log", "old-3.txt", "recent-4.log", `${id}.log`], "a subfolder, other names, recent logs and this task's kept")
   }))), 60_000)
 
   it.live("a task the hub cancels: the agent gets SIGTERM and nothing is reported", () => withHub((hub) => Effect.scoped(Effect.gen(function*() {

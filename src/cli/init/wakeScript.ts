@@ -39,6 +39,9 @@ export interface WakeScriptOptions {
 /** An output larger than this is cut (one argument may be at most 128 KiB on Linux); the whole stays in `.out`. */
 export const MAX_OUTPUT_BYTES = 100_000
 
+/** Earlier tasks' `.log` and `.out` files untouched for more than this many days are removed by the next wake. */
+export const KEEP_DAYS = 7
+
 export const wakeScript = (o: WakeScriptOptions): string => {
   const agentDir = o.agentBin.includes("/") ? o.agentBin.slice(0, o.agentBin.lastIndexOf("/")) : undefined
   return `#!/bin/sh
@@ -50,7 +53,8 @@ export const wakeScript = (o: WakeScriptOptions): string => {
 #
 # 1. write .started at once, 2. start the agent in the background in a session of its own (setsid), in the
 # work folder, and return; 3. when the agent exits, its stdout becomes the result's output (exit 0) or the
-# failure reason names the exit code and the end of its stderr. Its stderr is kept in $RESULTS_DIR/$TASK_ID.log.
+# failure reason names the exit code and the end of its stderr. Its stderr is kept in $RESULTS_DIR/$TASK_ID.log;
+# each wake removes the .log and .out files in $RESULTS_DIR untouched for more than KEEP_DAYS days.
 # If the hub cancels the task (the sidecar writes $TASK_ID.cancelled), the agent gets SIGTERM.
 #
 # The agent's command line:
@@ -62,6 +66,7 @@ NODE=${shQuote(o.node)}
 SIDECAR=${shQuote(o.sidecar)}
 WORKDIR=${shQuote(o.workdir)}
 MAX_OUTPUT_BYTES=${MAX_OUTPUT_BYTES}
+KEEP_DAYS=${KEEP_DAYS}
 ${agentDir === undefined ? "" : `# the agent's own folder first, so its helpers (and e.g. node for npm-installed CLIs) resolve as at init time
 PATH=${shQuote(agentDir)}:$PATH
 export PATH
@@ -120,6 +125,10 @@ fi
 printf '{"pid":%s}' "$$" >"$RESULTS_DIR/.$TASK_ID.started.$$.tmp"
 mv -f "$RESULTS_DIR/.$TASK_ID.started.$$.tmp" "$RESULTS_DIR/$TASK_ID.started"
 LOG="$RESULTS_DIR/$TASK_ID.log"
+# earlier tasks' logs and kept outputs go after KEEP_DAYS days untouched, so results_dir does not grow for good
+# (POSIX find: the folder's own files only, never a subfolder such as rejected/)
+find "$RESULTS_DIR/." ! -name . -prune -type f \\( -name '*.log' -o -name '*.out' \\) -mtime +"$KEEP_DAYS" \\
+  -exec rm -f {} + 2>/dev/null || true
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) task $TASK_ID: starting ${o.preset.bin} in $WORKDIR" >>"$LOG"
 # In the background, in a session of its own: the sidecar's process-group kill of this wake command does not
 # reach it, and this script returns at once.
