@@ -6,7 +6,7 @@ import { get } from "node:http"
 import { assert } from "@effect/vitest"
 import { Deferred, Effect, Queue, References, Result, type Scope } from "effect"
 import { WebSocket } from "ws"
-import { DevHub, type DevHubOptions } from "../../src/hub/DevHub.ts"
+import { DevHub, type DevHubOptions, type TaskView } from "../../src/hub/DevHub.ts"
 import { decodeFrame, describeRejection, encodeOutbound } from "../../src/domain/Protocol.ts"
 import type { HubFrame } from "../../src/hub/inbound.ts"
 
@@ -138,3 +138,9 @@ export const eventually = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean,
     }
     return yield* Effect.die(new Error(`still not ${what} after 5 s`))
   })
+
+/** A task as the hub's API shows it (it exists: the test made it). */
+export const taskOf = (hub: Hub, id: string): Effect.Effect<TaskView> => Effect.orDie(hub.task(id))
+
+/** The names of a task's timeline events, in order. */
+export const events = (t: TaskView) => t.timeline.map((e) => e.event)
