@@ -36,7 +36,6 @@ export class QueueStore extends Context.Service<QueueStore, {
     const path = yield* Path.Path
     const { queuePath } = yield* SidecarConfig
     const provide = Effect.provideService(FileSystem.FileSystem, fs)
-    const withPath = Effect.provideService(Path.Path, path)
 
     const bodies = makeReportBodies(fs, path, queuePath)
     const moveAside = Effect.fn("QueueStore.moveAside")(function*(why: string) {
@@ -86,9 +85,10 @@ export class QueueStore extends Context.Service<QueueStore, {
         const stored = yield* bodies.externalize(queue)
         const text = encodeJson(stored)
         // the folder open: the previous queue's inode is the next temp file (recycledWrite.ts)
-        const write = (Option.isSome(directory) ? replaceRecycling(queuePath, text, directory.value) : writeAtomic(queuePath, text)).pipe(provide, withPath)
+        // (node:fs itself: no FileSystem to provide on this path, which runs about twice a task)
+        const write = Option.isSome(directory) ? replaceRecycling(queuePath, text, directory.value) : writeAtomic(queuePath, text)
         yield* write.pipe(Effect.catchReason("PlatformError", "NotFound", () =>
-          ensureDirectory(path.dirname(queuePath)).pipe(Effect.andThen(writeAtomic(queuePath, text)), provide, withPath)))
+          ensureDirectory(path.dirname(queuePath)).pipe(provide, Effect.andThen(writeAtomic(queuePath, text)))))
         yield* bodies.tidy(stored.outbox)
       },
       Effect.mapError((cause) => new QueueStoreError({ op: "save", path: queuePath, cause })),

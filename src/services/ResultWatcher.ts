@@ -115,7 +115,7 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
     })
 
     const writeFile = (file: string, content: string) => inFolder(
-      provide(writeAtomic(file, content, { sync: false })).pipe(Effect.mapError((cause) => new ResultWatcherError({ op: "write", path: file, cause })))
+      writeAtomic(file, content, { sync: false }).pipe(Effect.mapError((cause) => new ResultWatcherError({ op: "write", path: file, cause })))
     )
 
     return ResultWatcher.of({
@@ -155,7 +155,7 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
         const fail = (cause: unknown) => new ResultWatcherError({ op: "reject", path: at("rejected"), cause })
         yield* inFolder(Effect.gen(function*() {
           const stamp = yield* rejectedFolder(fail)
-          yield* provide(writeAtomic(path.join(at("rejected"), `${taskId}.${label}.${stamp}.txt`), text, { sync: false })).pipe(Effect.mapError(fail))
+          yield* writeAtomic(path.join(at("rejected"), `${taskId}.${label}.${stamp}.txt`), text, { sync: false }).pipe(Effect.mapError(fail))
         }))
       }),
       cleanup: (taskId) => {
