@@ -72,14 +72,16 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
     const at = (name: string) => path.join(dir, name)
     const reader = makeAgentFileReader({ at, maxResultBytes: config.maxResultBytes, emit: (event) => Queue.offer(events, event).pipe(Effect.asVoid) })
 
-    // One fiber per file name; a newer event for the same file restarts its check (a writer still writing).
+    // A file is looked at here at once (no fiber: a task's four or so events each cost one before, issue 14); only a
+    // result that does not parse yet gets a fiber of its own, which waits for it to settle, and a newer event for the
+    // same file restarts that wait (a writer still writing).
     const checks = yield* FiberMap.make<string>()
     const names = yield* Queue.unbounded<string>()
-    yield* Queue.take(names).pipe(
-      Effect.flatMap((name) => FiberMap.run(checks, name, reader.handle(name))),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    const check = (name: string) => Effect.gen(function*() {
+      if (yield* FiberMap.has(checks, name)) return yield* FiberMap.run(checks, name, reader.handle(name))
+      if (!(yield* reader.firstLook(name))) yield* FiberMap.run(checks, name, reader.handle(name))
+    })
+    yield* Queue.take(names).pipe(Effect.flatMap(check), Effect.forever, Effect.forkScoped)
 
     // the name alone decides (dot-files, our own `.task.json`, anything not `<id>.started|json|progress` are not the agent's)
     const open = nodeWatch((name) => classifyFile(name) !== undefined)

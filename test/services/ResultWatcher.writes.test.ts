@@ -9,6 +9,7 @@ import { defaultSettings } from "../../src/domain/Config.ts"
 import { PlatformLayer } from "../../src/layers/Platform.ts"
 import { Health } from "../../src/services/Health.ts"
 import { ResultWatcher } from "../../src/services/ResultWatcher.ts"
+import { SETTLE_MS } from "../../src/services/watcher/AgentFileReader.ts"
 import { SidecarConfig } from "../../src/services/SidecarConfig.ts"
 
 const withWatcher = <A, E>(use: (w: ResultWatcher["Service"], results: string) => Effect.Effect<A, E>) => Effect.gen(function*() {
@@ -44,5 +45,34 @@ describe("ResultWatcher: writing into a results_dir that vanished", () => {
     NFS.renameSync(`${results}/.t-2.tmp`, `${results}/t-2.json`)
     const event = yield* w.events.pipe(Stream.filter((e) => e.taskId === "t-2"), Stream.runHead, Effect.timeoutOption("4 seconds"))
     assert.deepStrictEqual(Option.flatten(event).pipe(Option.map((e) => e._tag)), Option.some("Succeeded"))
+  })))
+})
+
+describe("ResultWatcher: the agent's files, looked at as they come (issue 14: no fiber unless a result must settle)", () => {
+  const firstEvent = (w: ResultWatcher["Service"], taskId: string) =>
+    w.events.pipe(Stream.filter((e) => e.taskId === taskId), Stream.runHead, Effect.timeoutOption("4 seconds"), Effect.map(Option.flatten))
+
+  it.live("a .started and an atomically written result are events at once", () => withWatcher((w, results) => Effect.gen(function*() {
+    NFS.writeFileSync(`${results}/t-5.started`, "")
+    assert.deepStrictEqual(Option.map(yield* firstEvent(w, "t-5"), (e) => e._tag), Option.some("Started"))
+    NFS.writeFileSync(`${results}/.t-6.tmp`, JSON.stringify({ status: "success", output: "at once" }))
+    NFS.renameSync(`${results}/.t-6.tmp`, `${results}/t-6.json`)
+    assert.deepStrictEqual(Option.map(yield* firstEvent(w, "t-6"), (e) => e._tag), Option.some("Succeeded"))
+  })))
+
+  it.live("a result written in two steps is read once whole, never judged on its first half", () => withWatcher((w, results) => Effect.gen(function*() {
+    NFS.writeFileSync(`${results}/t-3.json`, `{"status":"succ`)
+    yield* Effect.sleep(100)
+    NFS.appendFileSync(`${results}/t-3.json`, `ess","output":"late"}`)
+    const event = yield* firstEvent(w, "t-3")
+    assert.deepStrictEqual(event, Option.some({ _tag: "Succeeded", taskId: "t-3", result: { status: "success", output: "late" } }))
+  })))
+
+  it.live("a result that never parses is judged once it has stopped changing", () => withWatcher((w, results) => Effect.gen(function*() {
+    const start = Date.now()
+    NFS.writeFileSync(`${results}/t-4.json`, "not json")
+    const event = yield* firstEvent(w, "t-4")
+    assert.deepStrictEqual(Option.map(event, (e) => e._tag), Option.some("Invalid"))
+    assert.isAtLeast(Date.now() - start, SETTLE_MS, "not before the settle time")
   })))
 })

@@ -18,6 +18,11 @@ export interface AgentFileReader {
   regularFile(file: string): Effect.Effect<Option.Option<{ readonly size: number; readonly mtime: number }>>
   /** Reads the file `name` of `results_dir` (a base name) and emits what it says; names not the agent's are ignored. */
   handle(name: string): Effect.Effect<void>
+  /**
+   * `handle`'s first look, which never waits: true when that settled it (the file emitted, ignored or gone), false
+   * when a result that does not parse yet must be watched until it stops changing (then run `handle`).
+   */
+  firstLook(name: string): Effect.Effect<boolean>
 }
 
 export const makeAgentFileReader = (options: {
@@ -33,21 +38,30 @@ export const makeAgentFileReader = (options: {
 
   const regularFile = (file: string) => Effect.map(look(file), (f) => f.kind === "File" ? Option.some({ size: f.size, mtime: f.mtime }) : Option.none())
 
-  // One lstat a pass tells missing (a removal's event: nothing to do), not a regular file, too large, or what to read.
-  const readResult = (taskId: string, file: string): Effect.Effect<void> => Effect.gen(function*() {
+  /**
+   * One pass over a result file: one lstat tells missing (a removal's event: nothing to do), not a regular file, too
+   * large, or what to read. Answers what it saw and, when the text does not parse yet, the parser's complaint.
+   */
+  const passOverResult = (taskId: string, file: string) => Effect.gen(function*() {
     const invalid = (detail: string) => emit({ _tag: "Invalid", taskId, reason: `result_parse_error: ${detail}` })
+    const before = lookAt(file)
+    if (before.kind === "missing") return undefined
+    if (before.kind !== "File") return yield* Effect.as(invalid(`${taskId}.json is not a regular file (${before.kind})`), undefined)
+    if (before.size > maxResultBytes) return yield* Effect.as(invalid(`${before.size} bytes is over max_result_bytes (${maxResultBytes})`), undefined)
+    const verdict = judgeResult(readTextOrEmpty(file))
+    if (verdict.outcome !== "unparseable") return yield* Effect.as(emit(verdictEvent(taskId, verdict)), undefined)
+    return { before, detail: verdict.detail, invalid }
+  })
+
+  const readResult = (taskId: string, file: string): Effect.Effect<void> => Effect.gen(function*() {
     while (true) {
-      const before = yield* look(file)
-      if (before.kind === "missing") return
-      if (before.kind !== "File") return yield* invalid(`${taskId}.json is not a regular file (${before.kind})`)
-      if (before.size > maxResultBytes) return yield* invalid(`${before.size} bytes is over max_result_bytes (${maxResultBytes})`)
-      const text = yield* readText(file)
-      const verdict = judgeResult(text)
-      if (verdict.outcome !== "unparseable") return yield* emit(verdictEvent(taskId, verdict))
+      const pending = yield* passOverResult(taskId, file)
+      if (pending === undefined) return
       // Maybe still being written: judge only once it has stopped changing.
       yield* Effect.sleep(SETTLE_MS)
       const after = yield* look(file)
-      if (after.kind === "File" && after.size === before.size && after.mtime === before.mtime) return yield* invalid(verdict.detail)
+      const { before } = pending
+      if (after.kind === "File" && after.size === before.size && after.mtime === before.mtime) return yield* pending.invalid(pending.detail)
     }
   })
 
@@ -69,5 +83,11 @@ export const makeAgentFileReader = (options: {
     }
   }
 
-  return { regularFile, handle }
+  const firstLook = (name: string): Effect.Effect<boolean> => {
+    const file = classifyFile(name)
+    if (file?.kind !== "result") return Effect.as(handle(name), true)
+    return Effect.map(passOverResult(file.taskId, at(name)), (pending) => pending === undefined)
+  }
+
+  return { regularFile, handle, firstLook }
 }
