@@ -79,7 +79,8 @@ export class ResultWatcher extends Context.Service<ResultWatcher, {
     const names = yield* Queue.unbounded<string>()
     const check = (name: string) => Effect.gen(function*() {
       if (yield* FiberMap.has(checks, name)) return yield* FiberMap.run(checks, name, reader.handle(name))
-      if (!(yield* reader.firstLook(name))) yield* FiberMap.run(checks, name, reader.handle(name))
+      const rest = yield* reader.firstLook(name)
+      if (Option.isSome(rest)) yield* FiberMap.run(checks, name, rest.value)
     })
     yield* Queue.take(names).pipe(Effect.flatMap(check), Effect.forever, Effect.forkScoped)
 

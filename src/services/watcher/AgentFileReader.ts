@@ -19,10 +19,10 @@ export interface AgentFileReader {
   /** Reads the file `name` of `results_dir` (a base name) and emits what it says; names not the agent's are ignored. */
   handle(name: string): Effect.Effect<void>
   /**
-   * `handle`'s first look, which never waits: true when that settled it (the file emitted, ignored or gone), false
-   * when a result that does not parse yet must be watched until it stops changing (then run `handle`).
+   * `handle` up to its first wait, which it never makes: none when that settled the file (emitted, ignored or gone),
+   * else the rest of the check (a result that does not parse yet, watched until it stops changing).
    */
-  firstLook(name: string): Effect.Effect<boolean>
+  firstLook(name: string): Effect.Effect<Option.Option<Effect.Effect<void>>>
 }
 
 export const makeAgentFileReader = (options: {
@@ -38,32 +38,31 @@ export const makeAgentFileReader = (options: {
 
   const regularFile = (file: string) => Effect.map(look(file), (f) => f.kind === "File" ? Option.some({ size: f.size, mtime: f.mtime }) : Option.none())
 
+  const invalid = (taskId: string, detail: string) => emit({ _tag: "Invalid", taskId, reason: `result_parse_error: ${detail}` })
+
   /**
-   * One pass over a result file: one lstat tells missing (a removal's event: nothing to do), not a regular file, too
-   * large, or what to read. Answers what it saw and, when the text does not parse yet, the parser's complaint.
+   * One pass over a result file, which never waits: one lstat tells missing (a removal's event: nothing to do), not
+   * a regular file, too large, or what to read. When the text does not parse yet, answers the rest of the check:
+   * wait for the file to settle, then judge it.
    */
-  const passOverResult = (taskId: string, file: string) => Effect.gen(function*() {
-    const invalid = (detail: string) => emit({ _tag: "Invalid", taskId, reason: `result_parse_error: ${detail}` })
+  const passOverResult = (taskId: string, file: string): Effect.Effect<Option.Option<Effect.Effect<void>>> => Effect.suspend(() => {
     const before = lookAt(file)
-    if (before.kind === "missing") return undefined
-    if (before.kind !== "File") return yield* Effect.as(invalid(`${taskId}.json is not a regular file (${before.kind})`), undefined)
-    if (before.size > maxResultBytes) return yield* Effect.as(invalid(`${before.size} bytes is over max_result_bytes (${maxResultBytes})`), undefined)
+    if (before.kind === "missing") return Effect.succeedNone
+    if (before.kind !== "File") return Effect.as(invalid(taskId, `${taskId}.json is not a regular file (${before.kind})`), Option.none())
+    if (before.size > maxResultBytes) return Effect.as(invalid(taskId, `${before.size} bytes is over max_result_bytes (${maxResultBytes})`), Option.none())
     const verdict = judgeResult(readTextOrEmpty(file))
-    if (verdict.outcome !== "unparseable") return yield* Effect.as(emit(verdictEvent(taskId, verdict)), undefined)
-    return { before, detail: verdict.detail, invalid }
+    if (verdict.outcome !== "unparseable") return Effect.as(emit(verdictEvent(taskId, verdict)), Option.none())
+    // Maybe still being written: judged only once it has stopped changing (size and mtime), else read again.
+    return Effect.succeedSome(Effect.sleep(SETTLE_MS).pipe(Effect.andThen(Effect.suspend(() => {
+      const after = lookAt(file)
+      return after.kind === "File" && after.size === before.size && after.mtime === before.mtime
+        ? invalid(taskId, verdict.detail)
+        : readResult(taskId, file)
+    }))))
   })
 
-  const readResult = (taskId: string, file: string): Effect.Effect<void> => Effect.gen(function*() {
-    while (true) {
-      const pending = yield* passOverResult(taskId, file)
-      if (pending === undefined) return
-      // Maybe still being written: judge only once it has stopped changing.
-      yield* Effect.sleep(SETTLE_MS)
-      const after = yield* look(file)
-      const { before } = pending
-      if (after.kind === "File" && after.size === before.size && after.mtime === before.mtime) return yield* pending.invalid(pending.detail)
-    }
-  })
+  const readResult = (taskId: string, file: string): Effect.Effect<void> =>
+    Effect.flatMap(passOverResult(taskId, file), Option.getOrElse(() => Effect.void))
 
   const handle = (name: string): Effect.Effect<void> => {
     const file = classifyFile(name)
@@ -83,10 +82,9 @@ export const makeAgentFileReader = (options: {
     }
   }
 
-  const firstLook = (name: string): Effect.Effect<boolean> => {
+  const firstLook = (name: string): Effect.Effect<Option.Option<Effect.Effect<void>>> => {
     const file = classifyFile(name)
-    if (file?.kind !== "result") return Effect.as(handle(name), true)
-    return Effect.map(passOverResult(file.taskId, at(name)), (pending) => pending === undefined)
+    return file?.kind === "result" ? passOverResult(file.taskId, at(name)) : Effect.as(handle(name), Option.none())
   }
 
   return { regularFile, handle, firstLook }
